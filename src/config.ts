@@ -1,0 +1,123 @@
+import { z } from "zod";
+
+/**
+ * All tunables live here. Topic-level settings keep Kafka's names so that people who know
+ * Kafka can read them; server-level settings come from the environment.
+ */
+
+const MiB = 1024 * 1024;
+
+export const topicConfigDefaults = {
+  /** Kafka's default is 7 days; -1 keeps data forever. */
+  "retention.ms": 7 * 24 * 60 * 60 * 1000,
+  /** -1 means no size limit, as in Kafka. */
+  "retention.bytes": -1,
+  /** Smaller than Kafka's 1 GiB: sealed segments are read by range, but rolls rewrite them. */
+  "segment.bytes": 64 * MiB,
+  /** Roll an active segment at least hourly so small topics still get sealed segments. */
+  "segment.ms": 60 * 60 * 1000,
+  /** Kafka's default (1 MiB + record overhead). */
+  "max.message.bytes": 1_048_588,
+} as const;
+
+export const TopicConfigSchema = z
+  .object({
+    "retention.ms": z.number().int().min(-1).default(topicConfigDefaults["retention.ms"]),
+    "retention.bytes": z.number().int().min(-1).default(topicConfigDefaults["retention.bytes"]),
+    "segment.bytes": z
+      .number()
+      .int()
+      .min(1024)
+      .max(5 * 1024 * MiB)
+      .default(topicConfigDefaults["segment.bytes"]),
+    "segment.ms": z.number().int().min(1).default(topicConfigDefaults["segment.ms"]),
+    "max.message.bytes": z
+      .number()
+      .int()
+      .min(1)
+      .max(16 * MiB)
+      .default(topicConfigDefaults["max.message.bytes"]),
+  })
+  .strict();
+
+export type TopicConfig = z.output<typeof TopicConfigSchema>;
+export type TopicConfigInput = z.input<typeof TopicConfigSchema>;
+
+export const MAX_PARTITIONS = 1024;
+
+export interface LogConfig {
+  /** How long a partition buffer waits for more records before flushing (Kafka's `linger.ms`). */
+  lingerMs: number;
+  /** Flush as soon as a partition buffer holds this many bytes. */
+  flushBytes: number;
+  /** Upper bound for a fetch's `waitMs`. */
+  maxWaitMs: number;
+  /** How often a long-poll re-reads the log-end offset to see other processes' commits. */
+  pollIntervalMs: number;
+  /** How long topic metadata is cached in this process. */
+  topicCacheMs: number;
+  /** Bytes of immutable objects kept in memory for reads. */
+  objectCacheBytes: number;
+  /** Conditional-commit attempts before a flush gives up with 503. */
+  maxCommitAttempts: number;
+}
+
+export const logConfigDefaults: LogConfig = {
+  lingerMs: 5,
+  flushBytes: 4 * MiB,
+  maxWaitMs: 30_000,
+  pollIntervalMs: 100,
+  topicCacheMs: 1_000,
+  objectCacheBytes: 64 * MiB,
+  maxCommitAttempts: 100,
+};
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Largest accepted request body, checked before parsing. */
+  maxRequestBytes: number;
+  log: LogConfig;
+}
+
+const intFromEnv = (fallback: number) =>
+  z.coerce.number().int().nonnegative().optional().default(fallback);
+
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: intFromEnv(8080),
+  SLUICE_DATA_DIR: z.string().min(1).default("./data"),
+  SLUICE_MAX_REQUEST_BYTES: intFromEnv(8 * MiB),
+  SLUICE_LINGER_MS: intFromEnv(logConfigDefaults.lingerMs),
+  SLUICE_FLUSH_BYTES: intFromEnv(logConfigDefaults.flushBytes),
+  SLUICE_MAX_WAIT_MS: intFromEnv(logConfigDefaults.maxWaitMs),
+  SLUICE_POLL_INTERVAL_MS: intFromEnv(logConfigDefaults.pollIntervalMs),
+  SLUICE_TOPIC_CACHE_MS: intFromEnv(logConfigDefaults.topicCacheMs),
+  SLUICE_OBJECT_CACHE_BYTES: intFromEnv(logConfigDefaults.objectCacheBytes),
+});
+
+/** Reads the server configuration from the environment; unknown variables are ignored. */
+export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const e = parsed.data;
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: e.SLUICE_DATA_DIR,
+    maxRequestBytes: e.SLUICE_MAX_REQUEST_BYTES,
+    log: {
+      ...logConfigDefaults,
+      lingerMs: e.SLUICE_LINGER_MS,
+      flushBytes: e.SLUICE_FLUSH_BYTES,
+      maxWaitMs: e.SLUICE_MAX_WAIT_MS,
+      pollIntervalMs: Math.max(1, e.SLUICE_POLL_INTERVAL_MS),
+      topicCacheMs: e.SLUICE_TOPIC_CACHE_MS,
+      objectCacheBytes: e.SLUICE_OBJECT_CACHE_BYTES,
+    },
+  };
+}
