@@ -1,4 +1,5 @@
 import type { TopicConfig } from "../config.js";
+import { SluiceError } from "../errors.js";
 
 /**
  * The metadata port: topics, each partition's head (log start and log-end offsets) and its
@@ -47,7 +48,8 @@ export interface CommitRequest {
 }
 
 /** On success `head` is the new head; on a lost race it is the head that won. */
-export type CommitResult = { committed: true; head: PartitionHead } | { committed: false; head: PartitionHead };
+export type CommitResult =
+  { committed: true; head: PartitionHead } | { committed: false; head: PartitionHead };
 
 export interface MetaStore {
   /** Creates the topic and its partitions' heads at offset 0; `topic_exists` if the name is taken. */
@@ -67,6 +69,28 @@ export interface MetaStore {
    * The entry holding `offset` (greatest base offset ≤ offset) followed by the entries after
    * it, ascending, at most `limit` in all. Empty if no entry starts at or before the offset.
    */
-  readIndex(topicId: string, partition: number, offset: number, limit: number): Promise<IndexEntry[]>;
+  readIndex(
+    topicId: string,
+    partition: number,
+    offset: number,
+    limit: number,
+  ): Promise<IndexEntry[]>;
   close(): Promise<void>;
+}
+
+/** Adapters call this first: a malformed commit is a bug in the caller, never applied. */
+export function checkCommitRequest({ expectedLogEndOffset, entry }: CommitRequest): void {
+  if (
+    !Number.isSafeInteger(expectedLogEndOffset) ||
+    expectedLogEndOffset < 0 ||
+    entry.baseOffset !== expectedLogEndOffset ||
+    !Number.isSafeInteger(entry.count) ||
+    entry.count < 1 ||
+    !Number.isSafeInteger(expectedLogEndOffset + entry.count)
+  ) {
+    throw new SluiceError(
+      "internal",
+      `malformed commit: expected log-end offset ${expectedLogEndOffset}, entry base ${entry.baseOffset}, count ${entry.count}`,
+    );
+  }
 }

@@ -1,0 +1,270 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import Database from "better-sqlite3";
+import type { TopicConfig } from "../config.js";
+import { SluiceError } from "../errors.js";
+import type {
+  CommitRequest,
+  CommitResult,
+  IndexEntry,
+  MetaStore,
+  PartitionHead,
+  TopicMeta,
+} from "./meta-store.js";
+import { checkCommitRequest } from "./meta-store.js";
+
+/** Migration i moves the schema from `user_version` i to i + 1. */
+const migrations = [
+  `CREATE TABLE topics (
+     name TEXT PRIMARY KEY,
+     id TEXT NOT NULL,
+     partitions INTEGER NOT NULL,
+     config TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE heads (
+     topic_id TEXT NOT NULL,
+     partition INTEGER NOT NULL,
+     log_start_offset INTEGER NOT NULL,
+     log_end_offset INTEGER NOT NULL,
+     PRIMARY KEY (topic_id, partition)
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE segments (
+     topic_id TEXT NOT NULL,
+     partition INTEGER NOT NULL,
+     base_offset INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     object_key TEXT NOT NULL,
+     min_ts INTEGER NOT NULL,
+     max_ts INTEGER NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('chunk', 'sealed')),
+     PRIMARY KEY (topic_id, partition, base_offset)
+   ) STRICT, WITHOUT ROWID;`,
+];
+
+/** SQLite primary result codes that describe the environment, not the request. */
+const transientCodes = new Set([
+  "BUSY",
+  "LOCKED",
+  "IOERR",
+  "FULL",
+  "CANTOPEN",
+  "NOMEM",
+  "PROTOCOL",
+]);
+
+/** Caps the jittered pause between attempts to take a lock another process holds. */
+const maxBusyPauseMs = 4;
+
+const topicColumns = "name, id, partitions, config, created_at AS createdAt";
+const headColumns = "log_start_offset AS logStartOffset, log_end_offset AS logEndOffset";
+const entryColumns = `base_offset AS baseOffset, count, bytes, object_key AS objectKey,
+  min_ts AS minTimestamp, max_ts AS maxTimestamp, kind`;
+
+interface TopicRow extends Omit<TopicMeta, "config"> {
+  config: string;
+}
+
+export interface SqliteMetaStoreOptions {
+  /** How long an operation waits for another process's lock before `storage_unavailable`. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * The embedded MetaStore: one SQLite file that several server processes may share. Every
+ * write is a `BEGIN IMMEDIATE` transaction, so a commit's read-check-write holds the file's
+ * write lock throughout, and `synchronous = FULL` makes the commit durable when it returns.
+ *
+ * better-sqlite3 is synchronous, and SQLite's own busy handler sleeps inside the call, which
+ * would stall this process's event loop for as long as another process holds the lock (and
+ * its growing sleeps let a busy process starve the others). So after open, SQLite gives up
+ * at once and the wait happens here, between event-loop turns, in short jittered pauses.
+ */
+export class SqliteMetaStore implements MetaStore {
+  readonly #db: Database.Database;
+  readonly #busyTimeoutMs: number;
+  readonly #statements;
+  readonly #createTopic;
+  readonly #commitAppend;
+
+  /** Blocks while it waits for locks: at open there is nothing else for the process to do. */
+  static open(
+    path: string,
+    { busyTimeoutMs = 5000 }: SqliteMetaStoreOptions = {},
+  ): SqliteMetaStore {
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      const db = new Database(path, { timeout: busyTimeoutMs });
+      try {
+        db.pragma("journal_mode = WAL");
+        db.pragma("synchronous = FULL");
+        migrate(db);
+        db.pragma("busy_timeout = 0");
+        return new SqliteMetaStore(db, busyTimeoutMs);
+      } catch (err) {
+        db.close();
+        throw err;
+      }
+    } catch (err) {
+      throw storageError("open", err);
+    }
+  }
+
+  private constructor(db: Database.Database, busyTimeoutMs: number) {
+    this.#db = db;
+    this.#busyTimeoutMs = busyTimeoutMs;
+    const s = {
+      insertTopic: db.prepare<[TopicRow]>(
+        `INSERT INTO topics (name, id, partitions, config, created_at)
+         VALUES (@name, @id, @partitions, @config, @createdAt) ON CONFLICT (name) DO NOTHING`,
+      ),
+      insertHead: db.prepare<[string, number]>(
+        "INSERT INTO heads (topic_id, partition, log_start_offset, log_end_offset) VALUES (?, ?, 0, 0)",
+      ),
+      getTopic: db.prepare<[string], TopicRow>(`SELECT ${topicColumns} FROM topics WHERE name = ?`),
+      listTopics: db.prepare<[], TopicRow>(`SELECT ${topicColumns} FROM topics ORDER BY name`),
+      deleteTopic: db.prepare<[string, string]>("DELETE FROM topics WHERE name = ? AND id = ?"),
+      getHead: db.prepare<[string, number], PartitionHead>(
+        `SELECT ${headColumns} FROM heads WHERE topic_id = ? AND partition = ?`,
+      ),
+      putHead: db.prepare<[string, number, number, number]>(
+        `INSERT INTO heads (topic_id, partition, log_start_offset, log_end_offset) VALUES (?, ?, ?, ?)
+         ON CONFLICT (topic_id, partition) DO UPDATE SET log_end_offset = excluded.log_end_offset`,
+      ),
+      insertEntry: db.prepare<[{ topicId: string; partition: number } & IndexEntry]>(
+        `INSERT INTO segments
+           (topic_id, partition, base_offset, count, bytes, object_key, min_ts, max_ts, kind)
+         VALUES (@topicId, @partition, @baseOffset, @count, @bytes, @objectKey,
+           @minTimestamp, @maxTimestamp, @kind)`,
+      ),
+      // A NULL floor (no entry at or before the offset) makes the comparison fail: no rows.
+      readIndex: db.prepare<
+        [{ topicId: string; partition: number; offset: number; limit: number }],
+        IndexEntry
+      >(
+        `SELECT ${entryColumns} FROM segments
+         WHERE topic_id = @topicId AND partition = @partition AND base_offset >= (
+           SELECT base_offset FROM segments
+           WHERE topic_id = @topicId AND partition = @partition AND base_offset <= @offset
+           ORDER BY base_offset DESC LIMIT 1)
+         ORDER BY base_offset LIMIT @limit`,
+      ),
+    };
+    this.#statements = s;
+
+    this.#createTopic = db.transaction((topic: TopicMeta) => {
+      const row = { ...topic, config: JSON.stringify(topic.config) };
+      if (s.insertTopic.run(row).changes === 0) {
+        throw new SluiceError("topic_exists", `topic ${topic.name} already exists`);
+      }
+      for (let p = 0; p < topic.partitions; p++) s.insertHead.run(topic.id, p);
+    });
+
+    this.#commitAppend = db.transaction((request: CommitRequest): CommitResult => {
+      const { topicId, partition, expectedLogEndOffset, entry } = request;
+      const head = s.getHead.get(topicId, partition) ?? { logStartOffset: 0, logEndOffset: 0 };
+      if (head.logEndOffset !== expectedLogEndOffset) return { committed: false, head };
+      const next = { ...head, logEndOffset: expectedLogEndOffset + entry.count };
+      s.putHead.run(topicId, partition, next.logStartOffset, next.logEndOffset);
+      s.insertEntry.run({ topicId, partition, ...entry });
+      return { committed: true, head: next };
+    });
+  }
+
+  async createTopic(topic: TopicMeta): Promise<void> {
+    await this.#run("createTopic", () => this.#createTopic.immediate(topic));
+  }
+
+  async getTopic(name: string): Promise<TopicMeta | undefined> {
+    const row = await this.#run("getTopic", () => this.#statements.getTopic.get(name));
+    return row && toTopic(row);
+  }
+
+  async listTopics(): Promise<TopicMeta[]> {
+    return (await this.#run("listTopics", () => this.#statements.listTopics.all())).map(toTopic);
+  }
+
+  async deleteTopic(name: string, id: string): Promise<boolean> {
+    const { changes } = await this.#run("deleteTopic", () =>
+      this.#statements.deleteTopic.run(name, id),
+    );
+    return changes > 0;
+  }
+
+  async getHead(topicId: string, partition: number): Promise<PartitionHead> {
+    const head = await this.#run("getHead", () => this.#statements.getHead.get(topicId, partition));
+    return head ?? { logStartOffset: 0, logEndOffset: 0 };
+  }
+
+  async commitAppend(request: CommitRequest): Promise<CommitResult> {
+    checkCommitRequest(request);
+    return this.#run("commitAppend", () => this.#commitAppend.immediate(request));
+  }
+
+  async readIndex(
+    topicId: string,
+    partition: number,
+    offset: number,
+    limit: number,
+  ): Promise<IndexEntry[]> {
+    if (limit <= 0) return [];
+    return this.#run("readIndex", () =>
+      this.#statements.readIndex.all({ topicId, partition, offset, limit }),
+    );
+  }
+
+  close(): Promise<void> {
+    this.#db.close();
+    return Promise.resolve();
+  }
+
+  /**
+   * Runs one statement or transaction, retrying while another process holds a lock. A busy
+   * failure happens before anything is written (the write lock is taken at BEGIN), so the
+   * retry cannot apply a change twice.
+   */
+  async #run<T>(action: string, fn: () => T): Promise<T> {
+    const deadline = Date.now() + this.#busyTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn();
+      } catch (err) {
+        const busy = err instanceof Database.SqliteError && err.code.startsWith("SQLITE_BUSY");
+        if (!busy || Date.now() >= deadline) throw storageError(action, err);
+        await sleep(Math.random() * Math.min(2 ** attempt, maxBusyPauseMs));
+      }
+    }
+  }
+}
+
+function migrate(db: Database.Database): void {
+  // IMMEDIATE so that two processes opening a fresh file do not both run the migrations.
+  db.transaction(() => {
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version > migrations.length) {
+      throw new SluiceError(
+        "internal",
+        `metadata schema version ${version} is newer than this build supports (${migrations.length})`,
+      );
+    }
+    for (const sql of migrations.slice(version)) db.exec(sql);
+    db.pragma(`user_version = ${migrations.length}`);
+  }).immediate();
+}
+
+function toTopic(row: TopicRow): TopicMeta {
+  return { ...row, config: JSON.parse(row.config) as TopicConfig };
+}
+
+/** Failures a later retry may cure become `storage_unavailable`; anything else is a bug. */
+function storageError(action: string, err: unknown): unknown {
+  const primary = /^SQLITE_([A-Z]+)/.exec(err instanceof Database.SqliteError ? err.code : "");
+  if (!primary || !transientCodes.has(primary[1]!)) return err;
+  return new SluiceError("storage_unavailable", `metadata ${action} failed: ${String(err)}`, {
+    cause: err,
+  });
+}
+
+/** A malformed request is a caller bug; storing it would break offset contiguity. */

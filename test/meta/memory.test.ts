@@ -1,0 +1,6 @@
+import { MemoryMetaStore } from "../../src/meta/memory.js";
+import { metaStoreContract } from "../contract/meta-store.case.js";
+
+metaStoreContract("memory", () =>
+  Promise.resolve({ store: new MemoryMetaStore(), cleanup: () => Promise.resolve() }),
+);
