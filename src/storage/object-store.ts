@@ -1,3 +1,5 @@
+import { SluiceError } from "../errors.js";
+
 /**
  * The object-store port. Objects are immutable once written: Sluice never overwrites a key with
  * different bytes, which is what makes caching by key and retrying a PUT safe.
@@ -47,4 +49,29 @@ export function isValidKeyPrefix(prefix: string): boolean {
   if (prefix === "") return true;
   const trimmed = prefix.endsWith("/") ? prefix.slice(0, -1) : prefix;
   return isValidObjectKey(trimmed);
+}
+
+/** Adapters call these before touching storage, so that every adapter refuses the same input. */
+export function assertValidKey(key: string): void {
+  if (!isValidObjectKey(key)) {
+    throw new SluiceError("invalid_request", `invalid object key: ${JSON.stringify(key)}`, {
+      details: { key },
+    });
+  }
+}
+
+export function assertValidPrefix(prefix: string): void {
+  if (!isValidKeyPrefix(prefix)) {
+    throw new SluiceError("invalid_request", `invalid key prefix: ${JSON.stringify(prefix)}`, {
+      details: { prefix },
+    });
+  }
+}
+
+export function assertValidRange({ start, end }: ByteRange): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new SluiceError("invalid_request", `invalid byte range [${start}, ${end})`, {
+      details: { start, end },
+    });
+  }
 }
