@@ -1,0 +1,185 @@
+import { OpenAPIHono, createRoute, type z } from "@hono/zod-openapi";
+import type { TypedResponse } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { SluiceError } from "../errors.js";
+import { logger as defaultLogger, type Logger } from "../logger.js";
+import type { SluiceLog } from "../log/log.js";
+import { toErrorResponse, validationError } from "./errors.js";
+import { fetchResponseJson, toProduceRecord } from "./records.js";
+import {
+  CreateTopicBody,
+  ErrorOut,
+  FetchOut,
+  FetchQuery,
+  PartitionParams,
+  ProduceBody,
+  ProduceOut,
+  TopicDescription,
+  TopicList,
+  TopicOut,
+  TopicParams,
+} from "./schemas.js";
+
+export interface AppOptions {
+  log: SluiceLog;
+  /** Request bodies over this size are refused before they are parsed. */
+  maxRequestBytes: number;
+  logger?: Logger;
+}
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [s, json(ErrorOut, "error")]));
+
+const DEFAULT_MAX_RECORDS = 500;
+const DEFAULT_MAX_BYTES = 1024 * 1024;
+
+const routes = {
+  createTopic: createRoute({
+    method: "post",
+    path: "/v1/topics",
+    request: { body: { content: { "application/json": { schema: CreateTopicBody } } } },
+    responses: { 201: json(TopicOut, "created"), ...errors(400, 409, 503) },
+  }),
+  listTopics: createRoute({
+    method: "get",
+    path: "/v1/topics",
+    responses: { 200: json(TopicList, "topics"), ...errors(503) },
+  }),
+  describeTopic: createRoute({
+    method: "get",
+    path: "/v1/topics/{topic}",
+    request: { params: TopicParams },
+    responses: { 200: json(TopicDescription, "topic"), ...errors(400, 404, 503) },
+  }),
+  deleteTopic: createRoute({
+    method: "delete",
+    path: "/v1/topics/{topic}",
+    request: { params: TopicParams },
+    responses: { 204: { description: "deleted" }, ...errors(400, 404, 503) },
+  }),
+  produce: createRoute({
+    method: "post",
+    path: "/v1/topics/{topic}/records",
+    request: {
+      params: TopicParams,
+      body: { content: { "application/json": { schema: ProduceBody } }, required: true },
+    },
+    responses: {
+      200: json(ProduceOut, "offsets in request order, sent once durable"),
+      ...errors(400, 404, 413, 503),
+    },
+  }),
+  fetch: createRoute({
+    method: "get",
+    path: "/v1/topics/{topic}/partitions/{partition}/records",
+    request: { params: PartitionParams, query: FetchQuery },
+    responses: { 200: json(FetchOut, "records from the offset"), ...errors(400, 404, 416, 503) },
+  }),
+};
+
+/** A JSON body serialized by hand; the type records which schema the text follows. */
+function prebuiltJson<T>(text: string): TypedResponse<T, 200, "json"> {
+  const response = new Response(text, { headers: { "content-type": "application/json" } });
+  return response as unknown as TypedResponse<T, 200, "json">;
+}
+
+export function createApp(options: AppOptions): OpenAPIHono {
+  const { log } = options;
+  const logger = options.logger ?? defaultLogger;
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw validationError(result.error);
+    },
+  });
+
+  app.onError((err, c) => toErrorResponse(err, c, logger));
+  app.notFound((c) =>
+    toErrorResponse(
+      new SluiceError("not_found", `no route for ${c.req.method} ${c.req.path}`),
+      c,
+      logger,
+    ),
+  );
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: options.maxRequestBytes,
+      onError: () => {
+        throw new SluiceError(
+          "payload_too_large",
+          `request bodies are limited to ${options.maxRequestBytes} bytes`,
+        );
+      },
+    }),
+  );
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/v1/metrics", (c) => c.json({ topics: log.metrics.snapshot() }));
+
+  app.openapi(routes.createTopic, async (c) => {
+    const body = c.req.valid("json");
+    const topic = await log.topics.create(body.name, body.partitions, body.config);
+    return c.json({ name: topic.name, partitions: topic.partitions, config: topic.config }, 201);
+  });
+
+  app.openapi(routes.listTopics, async (c) => {
+    const topics = await log.topics.list();
+    return c.json({ topics: topics.map((t) => ({ name: t.name, partitions: t.partitions })) }, 200);
+  });
+
+  app.openapi(routes.describeTopic, async (c) => {
+    const { topic: name } = c.req.valid("param");
+    const { topic, partitions } = await log.topics.describe(name);
+    return c.json(
+      {
+        name: topic.name,
+        id: topic.id,
+        createdAt: topic.createdAt,
+        config: topic.config,
+        partitions,
+      },
+      200,
+    );
+  });
+
+  app.openapi(routes.deleteTopic, async (c) => {
+    const { topic } = c.req.valid("param");
+    await log.topics.delete(topic);
+    return c.body(null, 204);
+  });
+
+  app.openapi(routes.produce, async (c) => {
+    const { topic } = c.req.valid("param");
+    const { records } = c.req.valid("json");
+    const offsets = await log.produce(topic, records.map(toProduceRecord));
+    return c.json({ offsets }, 200);
+  });
+
+  app.openapi(routes.fetch, async (c) => {
+    const { topic, partition } = c.req.valid("param");
+    const query = c.req.valid("query");
+    const result = await log.fetch(topic, partition, query.offset, {
+      maxRecords: query.maxRecords ?? DEFAULT_MAX_RECORDS,
+      maxBytes: query.maxBytes ?? DEFAULT_MAX_BYTES,
+      waitMs: query.waitMs ?? 0,
+      signal: c.req.raw.signal,
+    });
+    return prebuiltJson<z.output<typeof FetchOut>>(fetchResponseJson(result));
+  });
+
+  app.doc31("/v1/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Sluice",
+      version: "1",
+      description: "A serverless, Kafka-style event log on object storage",
+    },
+  });
+
+  return app;
+}

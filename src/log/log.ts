@@ -1,0 +1,200 @@
+import type { LogConfig } from "../config.js";
+import { SluiceError } from "../errors.js";
+import { logger as defaultLogger, type Logger } from "../logger.js";
+import type { MetaStore, TopicMeta } from "../meta/meta-store.js";
+import { encodedRecordSize } from "../record/codec.js";
+import type { LogRecord } from "../record/record.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { Metrics } from "./metrics.js";
+import { partitionForKey } from "./murmur2.js";
+import { AppendNotifier } from "./notifier.js";
+import { ObjectCache } from "./object-cache.js";
+import { PartitionWriter } from "./partition-writer.js";
+import { readPartition, type ReadLimits, type ReadResult } from "./reader.js";
+import { Topics } from "./topics.js";
+
+export interface ProduceRecord extends Omit<LogRecord, "timestamp"> {
+  partition?: number;
+  timestamp?: number;
+}
+
+export interface ProducedOffset {
+  partition: number;
+  offset: number;
+}
+
+export interface FetchOptions extends ReadLimits {
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+export interface LogDeps {
+  store: ObjectStore;
+  meta: MetaStore;
+  config: LogConfig;
+  logger?: Logger;
+}
+
+/**
+ * The partitioned commit log: what the HTTP API, the Lambda functions and the CLI all drive.
+ * It knows the storage and metadata ports, never a concrete adapter.
+ */
+export class SluiceLog {
+  readonly topics: Topics;
+  readonly metrics = new Metrics();
+  private readonly writers = new Map<string, PartitionWriter>();
+  private readonly notifier = new AppendNotifier();
+  private readonly cache: ObjectCache;
+  private readonly logger: Logger;
+
+  constructor(private readonly deps: LogDeps) {
+    this.logger = deps.logger ?? defaultLogger;
+    this.topics = new Topics(deps.meta, deps.config.topicCacheMs);
+    this.cache = new ObjectCache(deps.store, deps.config.objectCacheBytes);
+  }
+
+  /**
+   * Appends the records and resolves with their offsets, in request order, once every one of
+   * them is durable and committed. The whole request is checked before anything is written.
+   */
+  async produce(topicName: string, inputs: ProduceRecord[]): Promise<ProducedOffset[]> {
+    const topic = await this.topics.get(topicName);
+    const now = Date.now();
+    const maxBytes = topic.config["max.message.bytes"];
+    // Keyless records of one request share a partition (Kafka's sticky partitioner), so that
+    // they travel in one batch instead of one flush per partition.
+    const sticky = Math.floor(Math.random() * topic.partitions);
+    const groups = new Map<number, { records: LogRecord[]; indices: number[]; bytes: number }>();
+    inputs.forEach((input, index) => {
+      const partition = choosePartition(topic, input, sticky, index);
+      const { partition: _, ...fields } = input;
+      const record: LogRecord = { ...fields, timestamp: input.timestamp ?? now };
+      const size = encodedRecordSize(record);
+      if (size > maxBytes) {
+        throw new SluiceError(
+          "record_too_large",
+          `record ${index} is ${size} bytes, over the topic's max.message.bytes (${maxBytes})`,
+          { details: { index, size, "max.message.bytes": maxBytes } },
+        );
+      }
+      let group = groups.get(partition);
+      if (!group) {
+        group = { records: [], indices: [], bytes: 0 };
+        groups.set(partition, group);
+      }
+      group.records.push(record);
+      group.indices.push(index);
+      group.bytes += size;
+    });
+
+    const offsets: ProducedOffset[] = new Array<ProducedOffset>(inputs.length);
+    const results = await Promise.allSettled(
+      [...groups].map(async ([partition, group]) => {
+        const base = await this.writer(topic, partition).append(group.records, group.bytes);
+        group.indices.forEach((index, i) => (offsets[index] = { partition, offset: base + i }));
+        this.metrics.add(topic.name, "recordsIn", group.records.length);
+        this.metrics.add(topic.name, "bytesIn", group.bytes);
+      }),
+    );
+    this.metrics.add(topic.name, "produceRequests");
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return offsets;
+  }
+
+  /**
+   * Reads from `offset`; when nothing is there yet, waits up to `waitMs` for a commit. Local
+   * commits wake the wait at once; other processes' commits are seen by re-reading the head
+   * every `pollIntervalMs`.
+   */
+  async fetch(
+    topicName: string,
+    partition: number,
+    offset: number,
+    options: FetchOptions,
+  ): Promise<ReadResult> {
+    const topic = await this.topics.get(topicName);
+    assertPartition(topic, partition);
+    const { config, meta } = this.deps;
+    const deadline = Date.now() + Math.min(options.waitMs, config.maxWaitMs);
+    this.metrics.add(topic.name, "fetchRequests");
+    for (;;) {
+      const result = await readPartition(meta, this.cache, topic.id, partition, offset, options);
+      const remaining = deadline - Date.now();
+      if (result.records.length > 0 || remaining <= 0 || options.signal?.aborted) {
+        this.metrics.add(topic.name, "recordsOut", result.records.length);
+        return result;
+      }
+      await this.notifier.waitForNotify(
+        partitionKey(topic.id, partition),
+        Math.min(config.pollIntervalMs, remaining),
+        options.signal,
+      );
+    }
+  }
+
+  /** Flushes every buffered append; call before the process exits. */
+  async close(): Promise<void> {
+    await Promise.all([...this.writers.values()].map((w) => w.drain()));
+  }
+
+  private writer(topic: TopicMeta, partition: number): PartitionWriter {
+    const key = partitionKey(topic.id, partition);
+    let writer = this.writers.get(key);
+    if (!writer) {
+      const name = topic.name;
+      writer = new PartitionWriter(
+        { topic: name, topicId: topic.id, partition },
+        {
+          store: this.deps.store,
+          meta: this.deps.meta,
+          config: this.deps.config,
+          logger: this.logger,
+          onCommit: (entry, body) => {
+            this.cache.remember(entry.objectKey, body);
+            this.notifier.notify(key);
+            this.metrics.add(name, "flushes");
+          },
+          onConflict: () => this.metrics.add(name, "commitConflicts"),
+          onFailure: () => this.metrics.add(name, "flushFailures"),
+        },
+      );
+      this.writers.set(key, writer);
+    }
+    return writer;
+  }
+}
+
+function partitionKey(topicId: string, partition: number): string {
+  return `${topicId}/${partition}`;
+}
+
+function assertPartition(topic: TopicMeta, partition: number, index?: number): void {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= topic.partitions) {
+    throw new SluiceError(
+      "invalid_partition",
+      `partition ${partition} does not exist; topic "${topic.name}" has ${topic.partitions}`,
+      {
+        details: {
+          partition,
+          partitions: topic.partitions,
+          ...(index === undefined ? {} : { index }),
+        },
+      },
+    );
+  }
+}
+
+function choosePartition(
+  topic: TopicMeta,
+  input: ProduceRecord,
+  sticky: number,
+  index: number,
+): number {
+  if (input.partition !== undefined) {
+    assertPartition(topic, input.partition, index);
+    return input.partition;
+  }
+  if (input.key !== null) return partitionForKey(input.key, topic.partitions);
+  return sticky;
+}
