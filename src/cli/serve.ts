@@ -1,3 +1,4 @@
+import { Server as HttpServer, type ServerResponse } from "node:http";
 import { serve } from "@hono/node-server";
 import type { ServerConfig } from "../config.js";
 import { createApp } from "../http/app.js";
@@ -22,9 +23,21 @@ export function runServer(config: ServerConfig): void {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    server.close();
+    // No new connections; requests already accepted are still served, each connection
+    // closing after its current answer instead of waiting for more.
+    const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (server instanceof HttpServer) {
+      server.on("request", (_req, res: ServerResponse) => {
+        if (!res.headersSent) res.setHeader("connection", "close");
+      });
+    }
     void log
       .close()
+      // The drain has resolved the buffered appends: let their answers reach the sockets
+      // before the process ends (bounded, in case a late request is still lingering).
+      .then(() => finishResponses(server, httpClosed, 5_000))
+      // Requests that arrived while the first drain ran have appended since: flush them too.
+      .then(() => log.close())
       .then(() => Promise.all([store.close(), meta.close()]))
       .then(
         () => process.exit(0),
@@ -36,4 +49,26 @@ export function runServer(config: ServerConfig): void {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/**
+ * Waits until every in-flight HTTP response is written: keep-alive connections are closed as
+ * soon as they fall idle, so the server's close completes without waiting out their timeout.
+ */
+async function finishResponses(
+  server: ReturnType<typeof serve>,
+  closed: Promise<void>,
+  graceMs: number,
+): Promise<void> {
+  const sweep = setInterval(() => {
+    if (server instanceof HttpServer) server.closeIdleConnections();
+  }, 10);
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+  try {
+    await Promise.race([closed, grace]);
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(timer);
+  }
 }
