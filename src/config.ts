@@ -76,6 +76,12 @@ export interface ServerConfig {
   host: string;
   port: number;
   dataDir: string;
+  /** S3 (or S3-compatible) bucket for objects; the local directory when unset. */
+  bucket: string | undefined;
+  /** Key prefix inside the bucket, e.g. `sluice/`. */
+  prefix: string;
+  /** DynamoDB table for metadata; embedded SQLite when unset. */
+  table: string | undefined;
   /** Largest accepted request body, checked before parsing. */
   maxRequestBytes: number;
   log: LogConfig;
@@ -88,6 +94,13 @@ const EnvSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: intFromEnv(8080),
   SLUICE_DATA_DIR: z.string().min(1).default("./data"),
+  SLUICE_BUCKET: z.string().min(1).optional(),
+  // A prefix is a folder: "sluice" and "sluice/" both mean keys under sluice/.
+  SLUICE_PREFIX: z
+    .string()
+    .default("")
+    .transform((p) => (p === "" || p.endsWith("/") ? p : `${p}/`)),
+  SLUICE_TABLE: z.string().min(1).optional(),
   SLUICE_MAX_REQUEST_BYTES: intFromEnv(8 * MiB),
   SLUICE_LINGER_MS: intFromEnv(logConfigDefaults.lingerMs),
   SLUICE_FLUSH_BYTES: intFromEnv(logConfigDefaults.flushBytes),
@@ -109,6 +122,9 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serve
     host: e.HOST,
     port: e.PORT,
     dataDir: e.SLUICE_DATA_DIR,
+    bucket: e.SLUICE_BUCKET,
+    prefix: e.SLUICE_PREFIX,
+    table: e.SLUICE_TABLE,
     maxRequestBytes: e.SLUICE_MAX_REQUEST_BYTES,
     log: {
       ...logConfigDefaults,
