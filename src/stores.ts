@@ -1,8 +1,6 @@
 import { join, resolve } from "node:path";
 import type { ServerConfig } from "./config.js";
 import type { MetaStore } from "./meta/meta-store.js";
-import { SqliteMetaStore } from "./meta/sqlite.js";
-import { FileSystemObjectStore } from "./storage/filesystem.js";
 import type { ObjectStore } from "./storage/object-store.js";
 
 export interface Stores {
@@ -12,10 +10,31 @@ export interface Stores {
   description: Record<string, string>;
 }
 
-/** Picks the adapters the configuration asks for: the embedded default is one local directory. */
-export function openStores(config: ServerConfig): Stores {
+/**
+ * Picks the adapters the configuration asks for: S3 when a bucket is named, DynamoDB when a
+ * table is named, and otherwise the embedded default, one local directory. Adapters are
+ * imported only when chosen, so a Lambda bundle never loads SQLite's native module and the
+ * embedded server never loads the AWS SDK.
+ */
+export async function openStores(config: ServerConfig): Promise<Stores> {
   const dataDir = resolve(config.dataDir);
-  const store = new FileSystemObjectStore({ root: join(dataDir, "objects") });
-  const meta = SqliteMetaStore.open(join(dataDir, "meta.sqlite"));
-  return { store, meta, description: { mode: "embedded", dataDir } };
+  const store = config.bucket
+    ? new (await import("./storage/s3.js")).S3ObjectStore({
+        bucket: config.bucket,
+        prefix: config.prefix,
+      })
+    : new (await import("./storage/filesystem.js")).FileSystemObjectStore({
+        root: join(dataDir, "objects"),
+      });
+  const meta = config.table
+    ? new (await import("./meta/dynamodb.js")).DynamoMetaStore({ table: config.table })
+    : (await import("./meta/sqlite.js")).SqliteMetaStore.open(join(dataDir, "meta.sqlite"));
+  return {
+    store,
+    meta,
+    description: {
+      objects: config.bucket ? `s3://${config.bucket}/${config.prefix}` : join(dataDir, "objects"),
+      metadata: config.table ? `dynamodb:${config.table}` : join(dataDir, "meta.sqlite"),
+    },
+  };
 }

@@ -6,7 +6,7 @@ const usage = `usage: sluice serve [--host HOST] [--port PORT] [--data-dir DIR]
 
 Environment: HOST, PORT, SLUICE_DATA_DIR, SLUICE_LINGER_MS, SLUICE_FLUSH_BYTES (see README).`;
 
-function main(argv: string[]): void {
+async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command !== "serve") {
     console.error(usage);
@@ -27,12 +27,10 @@ function main(argv: string[]): void {
     ...(values.port === undefined ? {} : { PORT: values.port }),
     ...(values["data-dir"] === undefined ? {} : { SLUICE_DATA_DIR: values["data-dir"] }),
   });
-  runServer(config);
+  await runServer(config);
 }
 
-try {
-  main(process.argv.slice(2));
-} catch (err) {
+main(process.argv.slice(2)).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);
   process.exit(1);
-}
+});

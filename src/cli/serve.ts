@@ -10,8 +10,8 @@ import { openStores } from "../stores.js";
  * Runs the HTTP API until SIGINT/SIGTERM, then stops taking requests and flushes what is
  * buffered, so that a clean stop never drops an accepted append.
  */
-export function runServer(config: ServerConfig): void {
-  const { store, meta, description } = openStores(config);
+export async function runServer(config: ServerConfig): Promise<void> {
+  const { store, meta, description } = await openStores(config);
   const log = new SluiceLog({ store, meta, config: config.log, logger });
   const app = createApp({ log, maxRequestBytes: config.maxRequestBytes, logger });
   const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {

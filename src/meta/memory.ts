@@ -114,5 +114,3 @@ function floorIndex(entries: IndexEntry[], offset: number): number {
   }
   return found;
 }
-
-/** A malformed request is a caller bug; storing it would break offset contiguity. */

@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import Database from "better-sqlite3";
+import { createRequire } from "node:module";
+import type BetterSqlite3 from "better-sqlite3";
 import type { TopicConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import type {
@@ -13,6 +14,12 @@ import type {
   TopicMeta,
 } from "./meta-store.js";
 import { checkCommitRequest } from "./meta-store.js";
+
+/**
+ * Loaded on first use, not imported: bundlers hoist a static import of a native module to the
+ * top of the bundle, and the Lambda bundle, which never opens SQLite, must not need it.
+ */
+const loadSqlite = () => createRequire(import.meta.url)("better-sqlite3") as typeof BetterSqlite3;
 
 /** Migration i moves the schema from `user_version` i to i + 1. */
 const migrations = [
@@ -83,7 +90,7 @@ export interface SqliteMetaStoreOptions {
  * at once and the wait happens here, between event-loop turns, in short jittered pauses.
  */
 export class SqliteMetaStore implements MetaStore {
-  readonly #db: Database.Database;
+  readonly #db: BetterSqlite3.Database;
   readonly #busyTimeoutMs: number;
   readonly #statements;
   readonly #createTopic;
@@ -96,7 +103,7 @@ export class SqliteMetaStore implements MetaStore {
   ): SqliteMetaStore {
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      const db = new Database(path, { timeout: busyTimeoutMs });
+      const db = new (loadSqlite())(path, { timeout: busyTimeoutMs });
       try {
         db.pragma("journal_mode = WAL");
         db.pragma("synchronous = FULL");
@@ -112,7 +119,7 @@ export class SqliteMetaStore implements MetaStore {
     }
   }
 
-  private constructor(db: Database.Database, busyTimeoutMs: number) {
+  private constructor(db: BetterSqlite3.Database, busyTimeoutMs: number) {
     this.#db = db;
     this.#busyTimeoutMs = busyTimeoutMs;
     const s = {
@@ -231,7 +238,7 @@ export class SqliteMetaStore implements MetaStore {
       try {
         return fn();
       } catch (err) {
-        const busy = err instanceof Database.SqliteError && err.code.startsWith("SQLITE_BUSY");
+        const busy = err instanceof loadSqlite().SqliteError && err.code.startsWith("SQLITE_BUSY");
         if (!busy || Date.now() >= deadline) throw storageError(action, err);
         await sleep(Math.random() * Math.min(2 ** attempt, maxBusyPauseMs));
       }
@@ -239,7 +246,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 }
 
-function migrate(db: Database.Database): void {
+function migrate(db: BetterSqlite3.Database): void {
   // IMMEDIATE so that two processes opening a fresh file do not both run the migrations.
   db.transaction(() => {
     const version = db.pragma("user_version", { simple: true }) as number;
@@ -260,11 +267,9 @@ function toTopic(row: TopicRow): TopicMeta {
 
 /** Failures a later retry may cure become `storage_unavailable`; anything else is a bug. */
 function storageError(action: string, err: unknown): unknown {
-  const primary = /^SQLITE_([A-Z]+)/.exec(err instanceof Database.SqliteError ? err.code : "");
+  const primary = /^SQLITE_([A-Z]+)/.exec(err instanceof loadSqlite().SqliteError ? err.code : "");
   if (!primary || !transientCodes.has(primary[1]!)) return err;
   return new SluiceError("storage_unavailable", `metadata ${action} failed: ${String(err)}`, {
     cause: err,
   });
 }
-
-/** A malformed request is a caller bug; storing it would break offset contiguity. */

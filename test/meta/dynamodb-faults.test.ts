@@ -1,0 +1,345 @@
+import { randomUUID } from "node:crypto";
+import {
+  type DynamoDBClient,
+  PutItemCommand,
+  ResourceNotFoundException,
+  ThrottlingException,
+  TransactionCanceledException,
+  type CancellationReason,
+} from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { topicConfigDefaults } from "../../src/config.js";
+import { isSluiceError } from "../../src/errors.js";
+import { DynamoMetaStore, ensureTable } from "../../src/meta/dynamodb.js";
+import type { CommitRequest, IndexEntry, TopicMeta } from "../../src/meta/meta-store.js";
+import { MemoryObjectStore } from "../../src/storage/memory.js";
+import { makeHarness } from "../support/harness.js";
+import {
+  type DynamoEndpoint,
+  dynamoEndpoint,
+  makeDynamoClient,
+} from "../support/standins/dynamodb.js";
+
+const table = `sluice-faults-${randomUUID().slice(0, 8)}`;
+let dynamo: DynamoEndpoint;
+let client: DynamoDBClient;
+
+beforeAll(async () => {
+  dynamo = await dynamoEndpoint();
+  client = makeDynamoClient(dynamo.endpoint);
+  await ensureTable(client, table);
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await dynamo?.stop();
+});
+
+const topic = (): TopicMeta => ({
+  name: `faults-${randomUUID().slice(0, 8)}`,
+  id: randomUUID(),
+  partitions: 1,
+  config: { ...topicConfigDefaults },
+  createdAt: Date.now(),
+});
+
+const entry = (baseOffset: number, count: number): IndexEntry => ({
+  baseOffset,
+  count,
+  bytes: count * 10,
+  objectKey: `objects/${randomUUID()}.log`,
+  minTimestamp: 1,
+  maxTimestamp: 2,
+  kind: "chunk",
+});
+
+const canceled = (...reasons: CancellationReason[]) =>
+  new TransactionCanceledException({
+    message: `Transaction cancelled, reasons [${reasons.map((r) => r.Code).join(", ")}]`,
+    $metadata: { httpStatusCode: 400 },
+    CancellationReasons: reasons,
+  });
+
+/** A raw head item as DynamoDB returns it in a cancellation reason. */
+const headItem = (logStartOffset: number, logEndOffset: number) => ({
+  pk: { S: "ignored" },
+  sk: { S: "head" },
+  logStartOffset: { N: String(logStartOffset) },
+  logEndOffset: { N: String(logEndOffset) },
+});
+
+/** A topic whose partition 0 holds one committed entry [0, 4). */
+async function seeded(store: DynamoMetaStore) {
+  const t = topic();
+  await store.createTopic(t);
+  const first = entry(0, 4);
+  await store.commitAppend({ topicId: t.id, partition: 0, expectedLogEndOffset: 0, entry: first });
+  const next: CommitRequest = {
+    topicId: t.id,
+    partition: 0,
+    expectedLogEndOffset: 4,
+    entry: entry(4, 3),
+  };
+  return { t, first, next };
+}
+
+/**
+ * Lets the next TransactWriteItems through to DynamoDB and then throws a timeout in place of
+ * its answer: the write happened, its sender cannot know. `insideRetries` puts the fault
+ * where the SDK retries it (resending the same request); otherwise the adapter sees it.
+ */
+function loseNextCommitAnswer(
+  faulty: DynamoDBClient,
+  { insideRetries }: { insideRetries: boolean },
+) {
+  const fault = { armed: false, lost: 0 };
+  const loseAnswer = async <T>(context: { commandName?: string }, send: () => Promise<T>) => {
+    const result = await send();
+    if (fault.armed && context.commandName === "TransactWriteItemsCommand") {
+      fault.armed = false;
+      fault.lost++;
+      throw Object.assign(new Error("the answer never came"), { name: "TimeoutError" });
+    }
+    return result;
+  };
+  const name = "loseCommitAnswer";
+  if (insideRetries) {
+    faulty.middlewareStack.add((next, context) => (args) => loseAnswer(context, () => next(args)), {
+      step: "deserialize",
+      name,
+    });
+  } else {
+    faulty.middlewareStack.add((next, context) => (args) => loseAnswer(context, () => next(args)), {
+      step: "initialize",
+      name,
+    });
+  }
+  return fault;
+}
+
+/** Stubs the prototype, so every document client, the adapter's included, answers from it. */
+const mockDynamo = () => mockClient(DynamoDBDocumentClient);
+
+describe("DynamoMetaStore with DynamoDB answers injected", () => {
+  let store: DynamoMetaStore;
+  let ddb: ReturnType<typeof mockDynamo> | undefined;
+
+  beforeEach(() => {
+    store = new DynamoMetaStore({ table, client });
+  });
+
+  afterEach(async () => {
+    ddb?.restore();
+    ddb = undefined;
+    await store.close();
+  });
+
+  it("reports throttling that outlasted the SDK's retries as storage_unavailable and moves nothing", async () => {
+    const { t, first, next } = await seeded(store);
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejects(new ThrottlingException({ message: "Rate exceeded", $metadata: {} }));
+
+    const err = await store.commitAppend(next).catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+    expect((err as Error).cause).toBeInstanceOf(ThrottlingException);
+
+    ddb.restore();
+    expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 4 });
+    expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first]);
+  });
+
+  it("reports a failed head condition as a lost race with the head DynamoDB returned", async () => {
+    const { next } = await seeded(store);
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejects(
+        canceled({ Code: "ConditionalCheckFailed", Item: headItem(2, 9) }, { Code: "None" }),
+      );
+
+    expect(await store.commitAppend(next)).toEqual({
+      committed: false,
+      head: { logStartOffset: 2, logEndOffset: 9 },
+    });
+  });
+
+  it("refuses, without retry, an entry that already exists beyond the log end", async () => {
+    const { next } = await seeded(store);
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejects(
+        canceled(
+          { Code: "None" },
+          { Code: "ConditionalCheckFailed", Item: { objectKey: { S: "someone/else.log" } } },
+        ),
+      );
+
+    const err = await store.commitAppend(next).catch((e: unknown) => e);
+    expect(isSluiceError(err, "internal")).toBe(true);
+    expect((err as { retryable: boolean }).retryable).toBe(false);
+  });
+
+  it("reports a transaction conflict as storage_unavailable", async () => {
+    const { next } = await seeded(store);
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejects(canceled({ Code: "TransactionConflict" }, { Code: "None" }));
+
+    const err = await store.commitAppend(next).catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+  });
+
+  it("recognizes its own earlier attempt by the object key at the base", async () => {
+    const { next } = await seeded(store);
+    const sameObject = { objectKey: { S: next.entry.objectKey } };
+    const otherObject = { objectKey: { S: "another/writer.log" } };
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(0, 12) },
+          { Code: "ConditionalCheckFailed", Item: sameObject },
+        ),
+      )
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(0, 12) },
+          { Code: "ConditionalCheckFailed", Item: otherObject },
+        ),
+      );
+
+    expect(await store.commitAppend(next)).toEqual({
+      committed: true,
+      head: { logStartOffset: 0, logEndOffset: 7 },
+    });
+    expect(await store.commitAppend(next)).toEqual({
+      committed: false,
+      head: { logStartOffset: 0, logEndOffset: 12 },
+    });
+  });
+
+  it("takes a create cancelled by its own topic id for a replay of itself", async () => {
+    const t = topic();
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejectsOnce(canceled({ Code: "ConditionalCheckFailed", Item: { id: { S: t.id } } }))
+      .rejectsOnce(canceled({ Code: "ConditionalCheckFailed", Item: { id: { S: "another" } } }));
+
+    await store.createTopic(t);
+    await expect(store.createTopic(t)).rejects.toSatisfy((err) =>
+      isSluiceError(err, "topic_exists"),
+    );
+  });
+
+  it("tells unavailable from broken for reads", async () => {
+    ddb = mockDynamo();
+    ddb
+      .on(GetCommand)
+      .rejectsOnce(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }))
+      .rejectsOnce(
+        new ResourceNotFoundException({ message: "Requested resource not found", $metadata: {} }),
+      );
+
+    const unavailable = await store.getHead(randomUUID(), 0).catch((e: unknown) => e);
+    expect(isSluiceError(unavailable, "storage_unavailable")).toBe(true);
+    const broken = await store.getTopic("missing-table").catch((e: unknown) => e);
+    expect(isSluiceError(broken, "internal")).toBe(true);
+  });
+});
+
+describe("DynamoMetaStore against DynamoDB Local with faults", () => {
+  let faulty: DynamoDBClient | undefined;
+
+  afterEach(() => {
+    faulty?.destroy();
+    faulty = undefined;
+  });
+
+  it("refuses to commit over an index entry that lies beyond the log end", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const { t, first, next } = await seeded(store);
+    // The table breaks its invariant: an entry at the log end that no head covers.
+    await client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          pk: { S: `log#${t.id}#0` },
+          sk: { S: `seg#${"4".padStart(20, "0")}` },
+          objectKey: { S: "stray" },
+        },
+      }),
+    );
+
+    await expect(store.commitAppend(next)).rejects.toSatisfy((err) =>
+      isSluiceError(err, "internal"),
+    );
+    expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 4 });
+    expect((await store.readIndex(t.id, 0, 0, 1))[0]).toEqual(first);
+    await store.close();
+  });
+
+  it("commits once when the SDK resends a commit whose answer it lost", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const fault = loseNextCommitAnswer(faulty, { insideRetries: true });
+    const store = new DynamoMetaStore({ table, client: faulty });
+    const { t, first, next } = await seeded(store);
+
+    fault.armed = true;
+    expect(await store.commitAppend(next)).toEqual({
+      committed: true,
+      head: { logStartOffset: 0, logEndOffset: 7 },
+    });
+    expect(fault.lost).toBe(1);
+    expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 7 });
+    expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first, next.entry]);
+    await store.close();
+  });
+
+  it("gives a produce whose commit answer was lost exactly one offset", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const fault = loseNextCommitAnswer(faulty, { insideRetries: false });
+    const meta = new DynamoMetaStore({ table, client: faulty });
+    const h = makeHarness({ store: new MemoryObjectStore(), meta });
+    try {
+      const name = topic().name;
+      expect((await h.call("POST", "/v1/topics", { name, partitions: 1 })).status).toBe(201);
+
+      fault.armed = true;
+      const lost = await h.call("POST", `/v1/topics/${name}/records`, {
+        records: [{ value: "once" }],
+      });
+      expect(fault.lost).toBe(1);
+      expect(lost).toEqual({ status: 200, body: { offsets: [{ partition: 0, offset: 0 }] } });
+      // The writer found its object at the base instead of uploading or committing it again.
+      expect(h.store.puts).toBe(1);
+
+      const after = await h.call("POST", `/v1/topics/${name}/records`, {
+        records: [{ value: "twice" }],
+      });
+      expect(after.body.offsets).toEqual([{ partition: 0, offset: 1 }]);
+
+      const read = await h.call("GET", `/v1/topics/${name}/partitions/0/records?offset=0`);
+      expect(read.body.records.map((r: any) => [r.offset, r.value])).toEqual([
+        [0, "once"],
+        [1, "twice"],
+      ]);
+      expect(read.body.logEndOffset).toBe(2);
+      const { id } = await h.log.topics.get(name);
+      expect((await meta.readIndex(id, 0, 0, 10)).map((e) => [e.baseOffset, e.count])).toEqual([
+        [0, 1],
+        [1, 1],
+      ]);
+    } finally {
+      await h.log.close();
+      await meta.close();
+    }
+  });
+});
