@@ -1,0 +1,429 @@
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { App, type CfnElement } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import type { IConstruct } from "constructs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  SluiceStack,
+  httpBucketActions,
+  httpLogActions,
+  httpObjectActions,
+  httpTableActions,
+  type SluiceStackProps,
+} from "../../infra/sluice-stack.js";
+import { tableDefinition } from "../../src/meta/dynamodb.js";
+
+/**
+ * The cloud deployment, synthesized offline: no AWS account, no Docker (esbuild bundles
+ * locally). One synthesis bundles the HTTP function for real; variants skip bundling.
+ */
+
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+/** The same context (feature flags) as `cdk synth` reads from cdk.json. */
+const cdkContext = (
+  JSON.parse(readFileSync(join(repoRoot, "cdk.json"), "utf8")) as {
+    context?: Record<string, unknown>;
+  }
+).context;
+/** The bundle may grow, but not unnoticed: it is loaded on every cold start. */
+const BUNDLE_BUDGET_BYTES = 2 * 1024 * 1024;
+
+interface Synth {
+  stack: SluiceStack;
+  template: Template;
+  outdir: string;
+}
+
+const outdirs: string[] = [];
+
+function synth(props: SluiceStackProps, { bundle }: { bundle: boolean }): Synth {
+  const outdir = mkdtempSync(join(tmpdir(), "sluice-cdk-"));
+  outdirs.push(outdir);
+  const app = new App({
+    outdir,
+    context: { ...cdkContext, ...(bundle ? {} : { "aws:cdk:bundling-stacks": [] }) },
+  });
+  const stack = new SluiceStack(app, "Sluice", props);
+  return { stack, template: Template.fromStack(stack), outdir };
+}
+
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const logicalId = (s: Synth, construct: IConstruct) =>
+  s.stack.getLogicalId(construct.node.defaultChild as CfnElement);
+
+type Statement = {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  NotAction?: unknown;
+  NotResource?: unknown;
+  Principal?: unknown;
+  Condition?: unknown;
+};
+
+/** Every statement in every policy attached to the role, inline or separate. */
+function roleStatements(template: Template, roleId: string): Statement[] {
+  const statements: Statement[] = [];
+  for (const policy of Object.values(template.findResources("AWS::IAM::Policy"))) {
+    const roles = policy.Properties.Roles as { Ref: string }[];
+    if (roles.some((r) => r.Ref === roleId))
+      statements.push(...policy.Properties.PolicyDocument.Statement);
+  }
+  const role = template.findResources("AWS::IAM::Role")[roleId];
+  for (const inline of role?.Properties.Policies ?? [])
+    statements.push(...inline.PolicyDocument.Statement);
+  return statements;
+}
+
+const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+describe("SluiceStack, default props, with the HTTP function bundled for real", () => {
+  let s: Synth;
+  beforeAll(() => {
+    s = synth({}, { bundle: true });
+  }, 120_000);
+
+  describe("object bucket", () => {
+    it("is encrypted, private, unversioned, aborts stale multipart uploads, and is retained", () => {
+      s.template.resourceCountIs("AWS::S3::Bucket", 1);
+      s.template.hasResource("AWS::S3::Bucket", {
+        DeletionPolicy: "Retain",
+        UpdateReplacePolicy: "Retain",
+        Properties: {
+          BucketEncryption: {
+            ServerSideEncryptionConfiguration: [
+              { ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } },
+            ],
+          },
+          PublicAccessBlockConfiguration: {
+            BlockPublicAcls: true,
+            BlockPublicPolicy: true,
+            IgnorePublicAcls: true,
+            RestrictPublicBuckets: true,
+          },
+          OwnershipControls: { Rules: [{ ObjectOwnership: "BucketOwnerEnforced" }] },
+          VersioningConfiguration: Match.absent(),
+          LifecycleConfiguration: {
+            Rules: [
+              Match.objectLike({
+                Status: "Enabled",
+                AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+              }),
+            ],
+          },
+        },
+      });
+    });
+
+    it("denies every request not made over TLS (1.2 or later)", () => {
+      const bucket = s.stack.resolve(s.stack.bucket.bucketArn);
+      const objects = s.stack.resolve(s.stack.bucket.arnForObjects("*"));
+      s.template.hasResourceProperties("AWS::S3::BucketPolicy", {
+        Bucket: { Ref: logicalId(s, s.stack.bucket) },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            {
+              Effect: "Deny",
+              Principal: { AWS: "*" },
+              Action: "s3:*",
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+              Resource: [bucket, objects],
+            },
+            Match.objectLike({
+              Effect: "Deny",
+              Condition: { NumericLessThan: { "s3:TlsVersion": 1.2 } },
+            }),
+          ]),
+        },
+      });
+      // No statement of the bucket policy allows anything to anyone.
+      const policies = Object.values(s.template.findResources("AWS::S3::BucketPolicy"));
+      const effects = policies.flatMap((p) =>
+        (p.Properties.PolicyDocument.Statement as Statement[]).map((st) => st.Effect),
+      );
+      expect(new Set(effects)).toEqual(new Set(["Deny"]));
+    });
+  });
+
+  describe("metadata table", () => {
+    it("has the adapter's key schema (pk/sk strings), no indexes, on-demand billing, PITR", () => {
+      const definition = tableDefinition("any");
+      expect(definition.KeySchema).toEqual([
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ]);
+      s.template.resourceCountIs("AWS::DynamoDB::GlobalTable", 1);
+      s.template.resourceCountIs("AWS::DynamoDB::Table", 0);
+      s.template.hasResource("AWS::DynamoDB::GlobalTable", {
+        DeletionPolicy: "Retain",
+        UpdateReplacePolicy: "Retain",
+        Properties: {
+          KeySchema: definition.KeySchema,
+          AttributeDefinitions: Match.exact(definition.AttributeDefinitions),
+          BillingMode: "PAY_PER_REQUEST",
+          GlobalSecondaryIndexes: Match.absent(),
+          LocalSecondaryIndexes: Match.absent(),
+          Replicas: [
+            Match.objectLike({
+              PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+              DeletionProtectionEnabled: true,
+            }),
+          ],
+        },
+      });
+    });
+  });
+
+  describe("HTTP function", () => {
+    it("runs on Node.js 22, arm64, 1 GB, 60 s, with exactly the expected environment", () => {
+      s.template.resourceCountIs("AWS::Lambda::Function", 1);
+      s.template.hasResourceProperties("AWS::Lambda::Function", {
+        Runtime: "nodejs22.x",
+        Architectures: ["arm64"],
+        MemorySize: 1024,
+        Timeout: 60,
+        Handler: "index.handler",
+        Role: { "Fn::GetAtt": [logicalId(s, s.stack.httpFunction.role!), "Arn"] },
+        LoggingConfig: { LogGroup: { Ref: logicalId(s, s.stack.logGroup) } },
+        Environment: {
+          Variables: Match.exact({
+            SLUICE_BUCKET: { Ref: logicalId(s, s.stack.bucket) },
+            SLUICE_TABLE: { Ref: logicalId(s, s.stack.table) },
+            SLUICE_MAX_WAIT_MS: "20000",
+            SLUICE_MAX_REQUEST_BYTES: "6000000",
+            NODE_OPTIONS: "--enable-source-maps",
+            LOG_LEVEL: "info",
+          }),
+        },
+      });
+      s.template.hasResourceProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
+    });
+
+    it("has a role with exactly the actions the HTTP path needs, on exactly its resources", () => {
+      const roleId = logicalId(s, s.stack.httpFunction.role!);
+      const role = s.template.findResources("AWS::IAM::Role")[roleId];
+      expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        {
+          Action: "sts:AssumeRole",
+          Effect: "Allow",
+          Principal: { Service: "lambda.amazonaws.com" },
+        },
+      ]);
+      s.template.resourceCountIs("AWS::IAM::ManagedPolicy", 0);
+
+      const statements = roleStatements(s.template, roleId);
+      const byResource = new Map<string, string[]>();
+      for (const st of statements) {
+        expect(st.Effect).toBe("Allow");
+        expect(st.NotAction).toBeUndefined();
+        expect(st.NotResource).toBeUndefined();
+        for (const resource of asList(st.Resource)) {
+          expect(resource).not.toBe("*");
+          const key = JSON.stringify(resource);
+          byResource.set(key, [...(byResource.get(key) ?? []), ...asList(st.Action)]);
+        }
+      }
+      const actual = Object.fromEntries(
+        [...byResource].map(([resource, actions]) => [resource, [...actions].sort()]),
+      );
+      const key = (token: string) => JSON.stringify(s.stack.resolve(token));
+      expect(actual).toEqual({
+        [key(s.stack.bucket.arnForObjects("*"))]: ["s3:GetObject", "s3:PutObject"],
+        [key(s.stack.bucket.bucketArn)]: ["s3:ListBucket"],
+        [key(s.stack.table.tableArn)]: [
+          "dynamodb:DeleteItem",
+          "dynamodb:GetItem",
+          "dynamodb:PutItem",
+          "dynamodb:Query",
+          "dynamodb:UpdateItem",
+        ],
+        [key(s.stack.logGroup.logGroupArn)]: ["logs:CreateLogStream", "logs:PutLogEvents"],
+      });
+
+      const all = statements.flatMap((st) => asList(st.Action));
+      for (const action of all) expect(action).not.toContain("*");
+      expect(all).not.toContain("s3:DeleteObject");
+      expect(all).not.toContain("dynamodb:Scan");
+      expect(all).not.toContain("dynamodb:BatchWriteItem");
+    });
+
+    it("grants exactly what the adapters' SDK commands on the HTTP path need", () => {
+      // The IAM action each SDK command needs; null for commands sent only outside the HTTP
+      // path (maintenance: listing, deleting; tests and local use: ensureTable). A new command
+      // in an adapter fails this test until someone decides where it belongs.
+      const s3Commands: Record<string, string | null> = {
+        PutObjectCommand: "s3:PutObject",
+        GetObjectCommand: "s3:GetObject",
+        ListObjectsV2Command: null,
+        DeleteObjectsCommand: null,
+      };
+      const dynamoCommands: Record<string, string | null> = {
+        GetCommand: "dynamodb:GetItem",
+        QueryCommand: "dynamodb:Query",
+        // Authorized per item action, below: there is no TransactWriteItems IAM action.
+        TransactWriteCommand: null,
+        CreateTableCommand: null,
+        DescribeTableCommand: null,
+      };
+      const transactItems: Record<string, string> = {
+        Put: "dynamodb:PutItem",
+        Update: "dynamodb:UpdateItem",
+        Delete: "dynamodb:DeleteItem",
+        ConditionCheck: "dynamodb:ConditionCheckItem",
+      };
+      const scan = (file: string, known: Record<string, string | null>) => {
+        const source = readFileSync(join(repoRoot, file), "utf8");
+        const commands = new Set([...source.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!));
+        expect([...commands].filter((c) => !(c in known))).toEqual([]);
+        const actions = [...commands].map((c) => known[c]).filter((a) => typeof a === "string");
+        return { source, commands, actions };
+      };
+
+      const s3 = scan("src/storage/s3.ts", s3Commands);
+      const dynamo = scan("src/meta/dynamodb.ts", dynamoCommands);
+      const needed = new Set([...s3.actions, ...dynamo.actions]);
+      if (dynamo.commands.has("TransactWriteCommand")) {
+        for (const m of dynamo.source.matchAll(/\b(Put|Update|Delete|ConditionCheck): \{/g)) {
+          needed.add(transactItems[m[1]!]!);
+        }
+      }
+      expect([...needed].sort()).toEqual([...httpObjectActions, ...httpTableActions].sort());
+      // ListBucket is granted on purpose (404 rather than 403 for a missing key), and the
+      // log actions are the runtime's, not the adapters'.
+      expect(httpBucketActions).toEqual(["s3:ListBucket"]);
+      expect(httpLogActions).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
+    });
+
+    it("is served by a Function URL that takes only SigV4-signed (AWS_IAM) requests", () => {
+      s.template.resourceCountIs("AWS::Lambda::Url", 1);
+      s.template.hasResourceProperties("AWS::Lambda::Url", {
+        AuthType: "AWS_IAM",
+        TargetFunctionArn: { "Fn::GetAtt": [logicalId(s, s.stack.httpFunction), "Arn"] },
+      });
+      // No resource policy opens the function to anyone.
+      s.template.resourceCountIs("AWS::Lambda::Permission", 0);
+    });
+
+    it("outputs the URL, the bucket and the table", () => {
+      s.template.hasOutput("FunctionUrl", {
+        Value: { "Fn::GetAtt": [logicalId(s, s.stack.functionUrl), "FunctionUrl"] },
+      });
+      s.template.hasOutput("BucketName", { Value: { Ref: logicalId(s, s.stack.bucket) } });
+      s.template.hasOutput("TableName", { Value: { Ref: logicalId(s, s.stack.table) } });
+    });
+  });
+
+  describe("bundle", () => {
+    const bundleDir = () => {
+      const fn = Object.values(s.template.findResources("AWS::Lambda::Function"))[0]!;
+      const zip = fn.Properties.Code.S3Key as string;
+      return join(s.outdir, `asset.${zip.replace(/\.zip$/, "")}`);
+    };
+
+    it("is one ES module with a source map, within the size budget", () => {
+      const size = statSync(join(bundleDir(), "index.mjs")).size;
+      expect(size).toBeGreaterThan(100_000);
+      expect(size).toBeLessThan(BUNDLE_BUDGET_BYTES);
+      expect(statSync(join(bundleDir(), "index.mjs.map")).size).toBeGreaterThan(0);
+      const code = readFileSync(join(bundleDir(), "index.mjs"), "utf8");
+      expect(code.startsWith("import { createRequire as __sluiceCreateRequire }")).toBe(true);
+    });
+
+    it("imports nothing but Node's built-ins and the embedded-only better-sqlite3", () => {
+      const code = readFileSync(join(bundleDir(), "index.mjs"), "utf8");
+      const specifiers = new Set(
+        [
+          ...code.matchAll(
+            /\bimport\s*(?:[\w$]+|\*\s*as\s*[\w$]+|\{[^}]*\})?\s*(?:,\s*\{[^}]*\})?\s*from\s*["']([^"']+)["']/g,
+          ),
+          ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+        ].map((m) => m[1]!),
+      );
+      const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+      const foreign = [...specifiers].filter((m) => !builtins.has(m));
+      // The AWS SDK is bundled (the runtime's copy is not used), and nothing else is external.
+      expect(foreign.filter((m) => m !== "better-sqlite3")).toEqual([]);
+    });
+
+    // Regression: a static import of better-sqlite3 was hoisted to the top of the ES module
+    // bundle, so the Lambda, which has no node_modules, failed at init with ERR_MODULE_NOT_FOUND.
+    it("initializes the cloud path in a directory without node_modules, as Lambda does", () => {
+      const dir = mkdtempSync(join(tmpdir(), "sluice-lambda-task-"));
+      outdirs.push(dir);
+      copyFileSync(join(bundleDir(), "index.mjs"), join(dir, "index.mjs"));
+      copyFileSync(join(bundleDir(), "index.mjs.map"), join(dir, "index.mjs.map"));
+      const url = pathToFileURL(join(dir, "index.mjs")).href;
+      const result = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `const m = await import(${JSON.stringify(url)}); console.log(typeof m.handler);`,
+        ],
+        {
+          cwd: dir,
+          encoding: "utf8",
+          timeout: 30_000,
+          // Only what Lambda would set: the cloud path, a region, credentials; no network at init.
+          env: {
+            PATH: process.env.PATH,
+            SLUICE_BUCKET: "dummy-bucket",
+            SLUICE_TABLE: "dummy-table",
+            AWS_REGION: "us-east-1",
+            AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+            AWS_SECRET_ACCESS_KEY: "dummy",
+            LOG_LEVEL: "silent",
+            NODE_OPTIONS: "--enable-source-maps",
+          },
+        },
+      );
+      expect(result.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND/);
+      expect(result.status).toBe(0);
+      expect(result.stdout.trim()).toBe("function");
+    });
+  });
+});
+
+describe("SluiceStack with publicUrl: true", () => {
+  let s: Synth;
+  beforeAll(() => {
+    s = synth({ publicUrl: true }, { bundle: false });
+  }, 60_000);
+
+  it("opens the Function URL without auth, and only through the URL", () => {
+    s.template.hasResourceProperties("AWS::Lambda::Url", { AuthType: "NONE" });
+    const fn = { "Fn::GetAtt": [logicalId(s, s.stack.httpFunction), "Arn"] };
+    s.template.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunctionUrl",
+      Principal: "*",
+      FunctionUrlAuthType: "NONE",
+      FunctionName: fn,
+    });
+    s.template.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunction",
+      Principal: "*",
+      InvokedViaFunctionUrl: true,
+      FunctionName: fn,
+    });
+    s.template.resourceCountIs("AWS::Lambda::Permission", 2);
+  });
+
+  it("changes nothing else: the same data grants", () => {
+    const roleId = logicalId(s, s.stack.httpFunction.role!);
+    const actions = roleStatements(s.template, roleId)
+      .flatMap((st) => asList(st.Action))
+      .sort();
+    expect(actions).toEqual(
+      [...httpObjectActions, ...httpBucketActions, ...httpTableActions, ...httpLogActions].sort(),
+    );
+  });
+});
