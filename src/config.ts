@@ -60,6 +60,12 @@ export interface LogConfig {
   objectCacheBytes: number;
   /** Conditional-commit attempts before a flush gives up with 503. */
   maxCommitAttempts: number;
+  /** Garbage collection leaves objects younger than this alone (in-flight writes and reads). */
+  orphanGraceMs: number;
+  /** How often the Node server runs maintenance; 0 turns the timer off. */
+  maintenanceIntervalMs: number;
+  /** Largest `maxBytes` a fetch may ask for (a Lambda response is at most 6 MB). */
+  maxFetchBytes: number;
 }
 
 export const logConfigDefaults: LogConfig = {
@@ -70,6 +76,9 @@ export const logConfigDefaults: LogConfig = {
   topicCacheMs: 1_000,
   objectCacheBytes: 64 * MiB,
   maxCommitAttempts: 100,
+  orphanGraceMs: 60 * 60 * 1000,
+  maintenanceIntervalMs: 15 * 60 * 1000,
+  maxFetchBytes: 64 * MiB,
 };
 
 export interface ServerConfig {
@@ -108,6 +117,9 @@ const EnvSchema = z.object({
   SLUICE_POLL_INTERVAL_MS: intFromEnv(logConfigDefaults.pollIntervalMs),
   SLUICE_TOPIC_CACHE_MS: intFromEnv(logConfigDefaults.topicCacheMs),
   SLUICE_OBJECT_CACHE_BYTES: intFromEnv(logConfigDefaults.objectCacheBytes),
+  SLUICE_ORPHAN_GRACE_MS: intFromEnv(logConfigDefaults.orphanGraceMs),
+  SLUICE_MAINTENANCE_INTERVAL_MS: intFromEnv(logConfigDefaults.maintenanceIntervalMs),
+  SLUICE_MAX_FETCH_BYTES: intFromEnv(logConfigDefaults.maxFetchBytes),
 });
 
 /** Reads the server configuration from the environment; unknown variables are ignored. */
@@ -134,6 +146,9 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serve
       pollIntervalMs: Math.max(1, e.SLUICE_POLL_INTERVAL_MS),
       topicCacheMs: e.SLUICE_TOPIC_CACHE_MS,
       objectCacheBytes: e.SLUICE_OBJECT_CACHE_BYTES,
+      orphanGraceMs: e.SLUICE_ORPHAN_GRACE_MS,
+      maintenanceIntervalMs: e.SLUICE_MAINTENANCE_INTERVAL_MS,
+      maxFetchBytes: Math.max(1, e.SLUICE_MAX_FETCH_BYTES),
     },
   };
 }

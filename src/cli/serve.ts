@@ -18,11 +18,20 @@ export async function runServer(config: ServerConfig): Promise<void> {
     logger.info({ host: info.address, port: info.port, storage: description }, "sluice listening");
   });
 
+  // Garbage collection on a timer; every server may run it, and concurrent passes are safe.
+  const maintenance =
+    config.log.maintenanceIntervalMs > 0
+      ? setInterval(() => {
+          log.runMaintenance().catch((err: unknown) => logger.warn({ err }, "maintenance failed"));
+        }, config.log.maintenanceIntervalMs).unref()
+      : undefined;
+
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
+    clearInterval(maintenance);
     // No new connections; requests already accepted are still served, each connection
     // closing after its current answer instead of waiting for more.
     const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -120,6 +120,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/v1/metrics", (c) => c.json({ topics: log.metrics.snapshot() }));
+  app.post("/v1/admin/maintenance", async (c) => c.json(await log.runMaintenance()));
 
   app.openapi(routes.createTopic, async (c) => {
     const body = c.req.valid("json");

@@ -5,6 +5,7 @@ import type { MetaStore, TopicMeta } from "../meta/meta-store.js";
 import { encodedRecordSize } from "../record/codec.js";
 import type { LogRecord } from "../record/record.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import { collectGarbage, type MaintenanceReport } from "./maintenance.js";
 import { Metrics } from "./metrics.js";
 import { partitionForKey } from "./murmur2.js";
 import { AppendNotifier } from "./notifier.js";
@@ -117,9 +118,10 @@ export class SluiceLog {
     assertPartition(topic, partition);
     const { config, meta } = this.deps;
     const deadline = Date.now() + Math.min(options.waitMs, config.maxWaitMs);
+    const limits = { ...options, maxBytes: Math.min(options.maxBytes, config.maxFetchBytes) };
     this.metrics.add(topic.name, "fetchRequests");
     for (;;) {
-      const result = await readPartition(meta, this.cache, topic.id, partition, offset, options);
+      const result = await readPartition(meta, this.cache, topic.id, partition, offset, limits);
       const remaining = deadline - Date.now();
       if (result.records.length > 0 || remaining <= 0 || options.signal?.aborted) {
         this.metrics.add(topic.name, "recordsOut", result.records.length);
@@ -131,6 +133,16 @@ export class SluiceLog {
         options.signal,
       );
     }
+  }
+
+  /** One garbage-collection pass (see maintenance.ts); safe to run from several places at once. */
+  runMaintenance(): Promise<MaintenanceReport> {
+    return collectGarbage({
+      store: this.deps.store,
+      meta: this.deps.meta,
+      logger: this.logger,
+      graceMs: this.deps.config.orphanGraceMs,
+    });
   }
 
   /** Flushes every buffered append; call before the process exits. */
