@@ -2,9 +2,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import {
+  NodejsFunction,
+  OutputFormat,
+  type NodejsFunctionProps,
+} from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import type { Construct } from "constructs";
@@ -26,7 +32,7 @@ export interface SluiceStackProps extends StackProps {
 /**
  * Exactly what the HTTP path sends, by SDK command (see DESIGN.md and the adapters):
  * - S3ObjectStore: PutObject (flush) and GetObject, whole or ranged (fetch). Listing and
- *   DeleteObjects belong to maintenance (orphans, retention), which is not deployed yet.
+ *   DeleteObjects belong to maintenance (the maintenance* lists below), never to this role.
  * - DynamoMetaStore: GetCommand, QueryCommand and TransactWriteCommand. A transaction is
  *   authorized per item action; its items are Put, Update and Delete (topic delete), never
  *   ConditionCheck. CreateTable/DescribeTable (ensureTable) are for tests and local use only.
@@ -49,15 +55,41 @@ export const httpTableActions = [
 export const httpLogActions = ["logs:CreateLogStream", "logs:PutLogEvents"] as const;
 
 /**
+ * Exactly what the maintenance path (src/log/maintenance.ts, collectGarbage) sends:
+ * - S3ObjectStore.list: ListObjectsV2, authorized as s3:ListBucket on the bucket.
+ * - S3ObjectStore.delete: DeleteObjects, authorized per key as s3:DeleteObject on the objects
+ *   (there is no s3:DeleteObjects action). It never reads or writes an object.
+ * - DynamoMetaStore.listTopics and readIndex: QueryCommand; getHead: GetCommand. It never
+ *   writes the table: no transaction, so no PutItem, UpdateItem or DeleteItem.
+ */
+export const maintenanceObjectActions = ["s3:DeleteObject"] as const;
+export const maintenanceBucketActions = ["s3:ListBucket"] as const;
+export const maintenanceTableActions = ["dynamodb:GetItem", "dynamodb:Query"] as const;
+export const maintenanceLogActions = ["logs:CreateLogStream", "logs:PutLogEvents"] as const;
+
+/**
+ * How long maintenance leaves an object alone. It must exceed the longest time between an
+ * upload and its commit, and between a fetch's index read and its object read: both happen
+ * within one invocation of the HTTP function (60 s timeout). An hour leaves room to spare.
+ */
+export const MAINTENANCE_GRACE = Duration.hours(1);
+export const MAINTENANCE_RATE = Duration.minutes(15);
+
+/**
  * Sluice on AWS: one bucket for the immutable log objects, one DynamoDB table for the index
- * and offsets, and the HTTP API as a Lambda function behind a Function URL.
+ * and offsets, the HTTP API as a Lambda function behind a Function URL, and a second function
+ * that an EventBridge schedule invokes for garbage collection.
  */
 export class SluiceStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly table: dynamodb.TableV2;
+  /** The HTTP function's log group. */
   readonly logGroup: logs.LogGroup;
   readonly httpFunction: NodejsFunction;
   readonly functionUrl: lambda.FunctionUrl;
+  readonly maintenanceLogGroup: logs.LogGroup;
+  readonly maintenanceFunction: NodejsFunction;
+  readonly maintenanceSchedule: events.Rule;
 
   constructor(scope: Construct, id: string, props: SluiceStackProps = {}) {
     super(scope, id, props);
@@ -89,92 +121,62 @@ export class SluiceStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    this.logGroup = new logs.LogGroup(this, "HttpFunctionLogs", {
-      retention: logs.RetentionDays.ONE_MONTH,
-    });
-
-    // A role of our own, without AWSLambdaBasicExecutionRole (logs on every group, `*`).
-    const role = new iam.Role(this, "HttpFunctionRole", {
-      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-      description: "Sluice HTTP function: log objects, metadata table, own log group",
-    });
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: "LogObjects",
-        actions: [...httpObjectActions],
-        resources: [this.bucket.arnForObjects("*")],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: "LogBucket",
-        actions: [...httpBucketActions],
-        resources: [this.bucket.bucketArn],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: "MetadataItems",
-        actions: [...httpTableActions],
-        // The table has no secondary indexes (keySchema() refuses them), so no index ARNs.
-        resources: [this.table.tableArn],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: "OwnLogGroup",
-        actions: [...httpLogActions],
-        resources: [this.logGroup.logGroupArn],
-      }),
-    );
-
-    this.httpFunction = new NodejsFunction(this, "HttpFunction", {
+    const http = this.sluiceFunction("HttpFunction", {
       description: "Sluice HTTP API v1",
-      entry: join(repoRoot, "functions", "http.ts"),
-      handler: "handler",
-      projectRoot: repoRoot,
-      depsLockFilePath: join(repoRoot, "package-lock.json"),
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      roleDescription: "Sluice HTTP function: log objects, metadata table, own log group",
+      entry: "http.ts",
       memorySize: 1024,
       timeout: Duration.seconds(60),
-      role,
-      logGroup: this.logGroup,
       environment: {
-        SLUICE_BUCKET: this.bucket.bucketName,
-        SLUICE_TABLE: this.table.tableName,
         // A waiting fetch holds an instance: cap it well inside the timeout.
         SLUICE_MAX_WAIT_MS: "20000",
         // Lambda's synchronous payload limit is 6 MB for the whole event.
         SLUICE_MAX_REQUEST_BYTES: "6000000",
-        NODE_OPTIONS: "--enable-source-maps",
-        LOG_LEVEL: "info",
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: "node22",
-        minify: true,
-        sourceMap: true,
-        // Stack traces need the mappings, not a copy of every source file.
-        sourcesContent: false,
-        // Prefer packages' ESM builds (the AWS SDK's tree-shake better).
-        mainFields: ["module", "main"],
-        // CommonJS dependencies bundled into an ES module still call require() for Node's
-        // built-ins; give them one. The aliased import cannot clash with bundled code.
-        banner:
-          "import { createRequire as __sluiceCreateRequire } from 'node:module'; " +
-          "const require = __sluiceCreateRequire(import.meta.url);",
-        // Bundle everything, the AWS SDK included (one pinned version, tree-shaken), except
-        // the SQLite driver: a native module that only the embedded mode loads.
-        externalModules: ["better-sqlite3"],
-        forceDockerBundling: false,
+      grants: {
+        objectActions: httpObjectActions,
+        bucketActions: httpBucketActions,
+        tableActions: httpTableActions,
+        logActions: httpLogActions,
       },
     });
+    this.httpFunction = http.fn;
+    this.logGroup = http.logGroup;
 
     this.functionUrl = this.httpFunction.addFunctionUrl({
       authType: props.publicUrl
         ? lambda.FunctionUrlAuthType.NONE
         : lambda.FunctionUrlAuthType.AWS_IAM,
+    });
+
+    // Garbage collection runs on a schedule, apart from the request path: listing a bucket
+    // takes as long as the bucket is big, and needs a delete grant the HTTP role must not have.
+    const maintenance = this.sluiceFunction("MaintenanceFunction", {
+      description: "Sluice maintenance: deletes uncommitted uploads and deleted topics' objects",
+      roleDescription: "Sluice maintenance function: list and delete log objects, read metadata",
+      entry: "maintenance.ts",
+      // Listing and index reads are paged, and only one partition's listing is held at a
+      // time; the time grows with the bucket. A pass cut short by the timeout is harmless:
+      // the next one starts over.
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      environment: { SLUICE_ORPHAN_GRACE_MS: String(MAINTENANCE_GRACE.toMilliseconds()) },
+      grants: {
+        objectActions: maintenanceObjectActions,
+        bucketActions: maintenanceBucketActions,
+        tableActions: maintenanceTableActions,
+        logActions: maintenanceLogActions,
+      },
+    });
+    this.maintenanceFunction = maintenance.fn;
+    this.maintenanceLogGroup = maintenance.logGroup;
+
+    // An asynchronous invoke: a failed pass shows in the function's Errors metric and Lambda
+    // retries it (twice, by default); passes may overlap, since deleting twice is harmless.
+    this.maintenanceSchedule = new events.Rule(this, "MaintenanceSchedule", {
+      description: "Runs the Sluice maintenance pass",
+      schedule: events.Schedule.rate(MAINTENANCE_RATE),
+      targets: [new targets.LambdaFunction(this.maintenanceFunction)],
     });
 
     new CfnOutput(this, "FunctionUrl", {
@@ -185,7 +187,101 @@ export class SluiceStack extends Stack {
     });
     new CfnOutput(this, "BucketName", { value: this.bucket.bucketName });
     new CfnOutput(this, "TableName", { value: this.table.tableName });
+    new CfnOutput(this, "MaintenanceFunctionName", {
+      value: this.maintenanceFunction.functionName,
+      description: "Run a maintenance pass now: aws lambda invoke --function-name <name> out.json",
+    });
   }
+
+  /**
+   * A function from functions/<entry>, with its own log group and its own role that holds
+   * exactly the given actions: no AWSLambdaBasicExecutionRole (logs on every group, `*`).
+   */
+  private sluiceFunction(
+    id: string,
+    props: {
+      description: string;
+      roleDescription: string;
+      entry: string;
+      memorySize: number;
+      timeout: Duration;
+      environment: Record<string, string>;
+      grants: {
+        objectActions: readonly string[];
+        bucketActions: readonly string[];
+        tableActions: readonly string[];
+        logActions: readonly string[];
+      };
+    },
+  ): { fn: NodejsFunction; logGroup: logs.LogGroup } {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: logs.RetentionDays.ONE_MONTH,
+    });
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: props.roleDescription,
+    });
+    const { grants } = props;
+    const statements: [string, readonly string[], string][] = [
+      ["LogObjects", grants.objectActions, this.bucket.arnForObjects("*")],
+      ["LogBucket", grants.bucketActions, this.bucket.bucketArn],
+      // The table has no secondary indexes (keySchema() refuses them), so no index ARNs.
+      ["MetadataItems", grants.tableActions, this.table.tableArn],
+      ["OwnLogGroup", grants.logActions, logGroup.logGroupArn],
+    ];
+    for (const [sid, actions, resource] of statements) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid, actions: [...actions], resources: [resource] }),
+      );
+    }
+    const fn = new NodejsFunction(this, id, {
+      ...bundledFunctionProps(props.entry),
+      description: props.description,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      role,
+      logGroup,
+      environment: {
+        SLUICE_BUCKET: this.bucket.bucketName,
+        SLUICE_TABLE: this.table.tableName,
+        ...props.environment,
+        NODE_OPTIONS: "--enable-source-maps",
+        LOG_LEVEL: "info",
+      },
+    });
+    return { fn, logGroup };
+  }
+}
+
+/** What every Sluice function shares: the runtime and how its handler is bundled. */
+function bundledFunctionProps(entry: string) {
+  return {
+    entry: join(repoRoot, "functions", entry),
+    handler: "handler",
+    projectRoot: repoRoot,
+    depsLockFilePath: join(repoRoot, "package-lock.json"),
+    runtime: lambda.Runtime.NODEJS_22_X,
+    architecture: lambda.Architecture.ARM_64,
+    bundling: {
+      format: OutputFormat.ESM,
+      target: "node22",
+      minify: true,
+      sourceMap: true,
+      // Stack traces need the mappings, not a copy of every source file.
+      sourcesContent: false,
+      // Prefer packages' ESM builds (the AWS SDK's tree-shake better).
+      mainFields: ["module", "main"],
+      // CommonJS dependencies bundled into an ES module still call require() for Node's
+      // built-ins; give them one. The aliased import cannot clash with bundled code.
+      banner:
+        "import { createRequire as __sluiceCreateRequire } from 'node:module'; " +
+        "const require = __sluiceCreateRequire(import.meta.url);",
+      // Bundle everything, the AWS SDK included (one pinned version, tree-shaken), except
+      // the SQLite driver: a native module that only the embedded mode loads.
+      externalModules: ["better-sqlite3"],
+      forceDockerBundling: false,
+    },
+  } satisfies NodejsFunctionProps;
 }
 
 /** The table's keys, read from the adapter's own CreateTable input so the two cannot drift. */

@@ -1,26 +1,40 @@
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { App, type CfnElement } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import type { IConstruct } from "constructs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  MAINTENANCE_GRACE,
   SluiceStack,
   httpBucketActions,
   httpLogActions,
   httpObjectActions,
   httpTableActions,
+  maintenanceBucketActions,
+  maintenanceLogActions,
+  maintenanceObjectActions,
+  maintenanceTableActions,
   type SluiceStackProps,
 } from "../../infra/sluice-stack.js";
-import { tableDefinition } from "../../src/meta/dynamodb.js";
+import { chunkKey } from "../../src/log/keys.js";
+import { collectGarbage } from "../../src/log/maintenance.js";
+import { logger } from "../../src/logger.js";
+import { DynamoMetaStore, ensureTable, tableDefinition } from "../../src/meta/dynamodb.js";
+import { S3ObjectStore } from "../../src/storage/s3.js";
+import { makeHarness } from "../support/harness.js";
+import { makeS3Client, s3Endpoint } from "../support/standins/s3.js";
 
 /**
  * The cloud deployment, synthesized offline: no AWS account, no Docker (esbuild bundles
- * locally). One synthesis bundles the HTTP function for real; variants skip bundling.
+ * locally). One synthesis bundles both functions for real, and every assertion on the default
+ * stack reads that one template; variants skip bundling.
  */
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -85,7 +99,35 @@ function roleStatements(template: Template, roleId: string): Statement[] {
 
 const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
-describe("SluiceStack, default props, with the HTTP function bundled for real", () => {
+/** The role's actions grouped by resource (sorted), after checking every statement's shape. */
+function actionsByResource(template: Template, roleId: string): Record<string, string[]> {
+  const byResource = new Map<string, string[]>();
+  for (const st of roleStatements(template, roleId)) {
+    expect(st.Effect).toBe("Allow");
+    expect(st.NotAction).toBeUndefined();
+    expect(st.NotResource).toBeUndefined();
+    expect(st.Condition).toBeUndefined();
+    for (const action of asList(st.Action)) expect(action).not.toContain("*");
+    for (const resource of asList(st.Resource)) {
+      expect(resource).not.toBe("*");
+      const key = JSON.stringify(resource);
+      byResource.set(key, [...(byResource.get(key) ?? []), ...asList(st.Action)]);
+    }
+  }
+  return Object.fromEntries(
+    [...byResource].map(([resource, actions]) => [resource, [...actions].sort()]),
+  );
+}
+
+/** The Lambda permissions (resource policy statements) on one function. */
+const permissionsOf = (template: Template, functionId: string) =>
+  Object.values(template.findResources("AWS::Lambda::Permission")).filter(
+    (p) =>
+      JSON.stringify(p.Properties.FunctionName) ===
+      JSON.stringify({ "Fn::GetAtt": [functionId, "Arn"] }),
+  );
+
+describe("SluiceStack, default props, with both functions bundled for real", () => {
   let s: Synth;
   beforeAll(() => {
     s = synth({}, { bundle: true });
@@ -184,7 +226,8 @@ describe("SluiceStack, default props, with the HTTP function bundled for real", 
 
   describe("HTTP function", () => {
     it("runs on Node.js 22, arm64, 1 GB, 60 s, with exactly the expected environment", () => {
-      s.template.resourceCountIs("AWS::Lambda::Function", 1);
+      // The HTTP function and the maintenance function; nothing else (no custom resources).
+      s.template.resourceCountIs("AWS::Lambda::Function", 2);
       s.template.hasResourceProperties("AWS::Lambda::Function", {
         Runtime: "nodejs22.x",
         Architectures: ["arm64"],
@@ -220,21 +263,7 @@ describe("SluiceStack, default props, with the HTTP function bundled for real", 
       ]);
       s.template.resourceCountIs("AWS::IAM::ManagedPolicy", 0);
 
-      const statements = roleStatements(s.template, roleId);
-      const byResource = new Map<string, string[]>();
-      for (const st of statements) {
-        expect(st.Effect).toBe("Allow");
-        expect(st.NotAction).toBeUndefined();
-        expect(st.NotResource).toBeUndefined();
-        for (const resource of asList(st.Resource)) {
-          expect(resource).not.toBe("*");
-          const key = JSON.stringify(resource);
-          byResource.set(key, [...(byResource.get(key) ?? []), ...asList(st.Action)]);
-        }
-      }
-      const actual = Object.fromEntries(
-        [...byResource].map(([resource, actions]) => [resource, [...actions].sort()]),
-      );
+      const actual = actionsByResource(s.template, roleId);
       const key = (token: string) => JSON.stringify(s.stack.resolve(token));
       expect(actual).toEqual({
         [key(s.stack.bucket.arnForObjects("*"))]: ["s3:GetObject", "s3:PutObject"],
@@ -249,8 +278,8 @@ describe("SluiceStack, default props, with the HTTP function bundled for real", 
         [key(s.stack.logGroup.logGroupArn)]: ["logs:CreateLogStream", "logs:PutLogEvents"],
       });
 
-      const all = statements.flatMap((st) => asList(st.Action));
-      for (const action of all) expect(action).not.toContain("*");
+      const all = Object.values(actual).flat();
+      // Deleting is the maintenance function's alone: no request can delete log data.
       expect(all).not.toContain("s3:DeleteObject");
       expect(all).not.toContain("dynamodb:Scan");
       expect(all).not.toContain("dynamodb:BatchWriteItem");
@@ -310,86 +339,214 @@ describe("SluiceStack, default props, with the HTTP function bundled for real", 
         TargetFunctionArn: { "Fn::GetAtt": [logicalId(s, s.stack.httpFunction), "Arn"] },
       });
       // No resource policy opens the function to anyone.
-      s.template.resourceCountIs("AWS::Lambda::Permission", 0);
+      expect(permissionsOf(s.template, logicalId(s, s.stack.httpFunction))).toEqual([]);
     });
 
-    it("outputs the URL, the bucket and the table", () => {
+    it("outputs the URL, the bucket, the table and the maintenance function", () => {
       s.template.hasOutput("FunctionUrl", {
         Value: { "Fn::GetAtt": [logicalId(s, s.stack.functionUrl), "FunctionUrl"] },
       });
       s.template.hasOutput("BucketName", { Value: { Ref: logicalId(s, s.stack.bucket) } });
       s.template.hasOutput("TableName", { Value: { Ref: logicalId(s, s.stack.table) } });
+      s.template.hasOutput("MaintenanceFunctionName", {
+        Value: { Ref: logicalId(s, s.stack.maintenanceFunction) },
+      });
     });
   });
 
-  describe("bundle", () => {
-    const bundleDir = () => {
-      const fn = Object.values(s.template.findResources("AWS::Lambda::Function"))[0]!;
-      const zip = fn.Properties.Code.S3Key as string;
+  describe("maintenance function", () => {
+    const fnId = () => logicalId(s, s.stack.maintenanceFunction);
+    const roleId = () => logicalId(s, s.stack.maintenanceFunction.role!);
+
+    it("runs on Node.js 22, arm64, 512 MB, 5 min, with exactly the expected environment", () => {
+      const fn = s.template.findResources("AWS::Lambda::Function")[fnId()];
+      expect(fn?.Properties).toMatchObject({
+        Runtime: "nodejs22.x",
+        Architectures: ["arm64"],
+        MemorySize: 512,
+        Timeout: 300,
+        Handler: "index.handler",
+        Role: { "Fn::GetAtt": [roleId(), "Arn"] },
+        LoggingConfig: { LogGroup: { Ref: logicalId(s, s.stack.maintenanceLogGroup) } },
+      });
+      expect(fn?.Properties.Environment.Variables).toEqual({
+        SLUICE_BUCKET: { Ref: logicalId(s, s.stack.bucket) },
+        SLUICE_TABLE: { Ref: logicalId(s, s.stack.table) },
+        SLUICE_ORPHAN_GRACE_MS: "3600000",
+        NODE_OPTIONS: "--enable-source-maps",
+        LOG_LEVEL: "info",
+      });
+      expect(s.stack.maintenanceLogGroup).not.toBe(s.stack.logGroup);
+      const group =
+        s.template.findResources("AWS::Logs::LogGroup")[logicalId(s, s.stack.maintenanceLogGroup)];
+      expect(group?.Properties.RetentionInDays).toBe(30);
+    });
+
+    it("leaves an upload alone for far longer than a writer can take to commit it", () => {
+      // A writer uploads, then commits within one invocation of the HTTP function.
+      const http =
+        s.template.findResources("AWS::Lambda::Function")[logicalId(s, s.stack.httpFunction)];
+      const httpTimeoutMs = (http?.Properties.Timeout as number) * 1000;
+      expect(MAINTENANCE_GRACE.toMilliseconds()).toBeGreaterThanOrEqual(10 * httpTimeoutMs);
+    });
+
+    it("is invoked every 15 minutes by one schedule rule, and by nothing else", () => {
+      s.template.resourceCountIs("AWS::Events::Rule", 1);
+      const rule =
+        s.template.findResources("AWS::Events::Rule")[logicalId(s, s.stack.maintenanceSchedule)];
+      expect(rule?.Properties).toMatchObject({
+        ScheduleExpression: "rate(15 minutes)",
+        State: "ENABLED",
+      });
+      expect(rule?.Properties.EventPattern).toBeUndefined();
+      expect(rule?.Properties.Targets).toEqual([
+        { Arn: { "Fn::GetAtt": [fnId(), "Arn"] }, Id: expect.any(String) },
+      ]);
+      // The one resource policy statement: EventBridge, for this rule only.
+      expect(permissionsOf(s.template, fnId()).map((p) => p.Properties)).toEqual([
+        {
+          Action: "lambda:InvokeFunction",
+          FunctionName: { "Fn::GetAtt": [fnId(), "Arn"] },
+          Principal: "events.amazonaws.com",
+          SourceArn: { "Fn::GetAtt": [logicalId(s, s.stack.maintenanceSchedule), "Arn"] },
+        },
+      ]);
+      s.template.resourceCountIs("AWS::Lambda::Permission", 1);
+    });
+
+    it("has a role of its own with exactly the actions maintenance needs, on exactly its resources", () => {
+      expect(roleId()).not.toBe(logicalId(s, s.stack.httpFunction.role!));
+      const role = s.template.findResources("AWS::IAM::Role")[roleId()];
+      expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        {
+          Action: "sts:AssumeRole",
+          Effect: "Allow",
+          Principal: { Service: "lambda.amazonaws.com" },
+        },
+      ]);
+
+      const actual = actionsByResource(s.template, roleId());
+      const key = (token: string) => JSON.stringify(s.stack.resolve(token));
+      expect(actual).toEqual({
+        [key(s.stack.bucket.arnForObjects("*"))]: ["s3:DeleteObject"],
+        [key(s.stack.bucket.bucketArn)]: ["s3:ListBucket"],
+        [key(s.stack.table.tableArn)]: ["dynamodb:GetItem", "dynamodb:Query"],
+        [key(s.stack.maintenanceLogGroup.logGroupArn)]: [
+          "logs:CreateLogStream",
+          "logs:PutLogEvents",
+        ],
+      });
+      // It neither reads nor writes log data, and never writes metadata.
+      const all = Object.values(actual).flat();
+      for (const action of [
+        "s3:GetObject",
+        "s3:PutObject",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Scan",
+      ]) {
+        expect(all).not.toContain(action);
+      }
+      expect(maintenanceObjectActions).toEqual(["s3:DeleteObject"]);
+      expect(maintenanceBucketActions).toEqual(["s3:ListBucket"]);
+      expect(maintenanceTableActions).toEqual(["dynamodb:GetItem", "dynamodb:Query"]);
+      expect(maintenanceLogActions).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
+    });
+  });
+
+  describe("bundles", () => {
+    const functions = [
+      { name: "HTTP", fn: () => s.stack.httpFunction },
+      { name: "maintenance", fn: () => s.stack.maintenanceFunction },
+    ];
+    const bundleDir = (fn: NodejsFunction) => {
+      const resource = s.template.findResources("AWS::Lambda::Function")[logicalId(s, fn)]!;
+      const zip = resource.Properties.Code.S3Key as string;
       return join(s.outdir, `asset.${zip.replace(/\.zip$/, "")}`);
     };
 
-    it("is one ES module with a source map, within the size budget", () => {
-      const size = statSync(join(bundleDir(), "index.mjs")).size;
+    it("are two different bundles", () => {
+      expect(bundleDir(s.stack.maintenanceFunction)).not.toBe(bundleDir(s.stack.httpFunction));
+    });
+
+    it.each(functions)("$name: one ES module with a source map, within the size budget", (f) => {
+      const dir = bundleDir(f.fn());
+      const size = statSync(join(dir, "index.mjs")).size;
       expect(size).toBeGreaterThan(100_000);
       expect(size).toBeLessThan(BUNDLE_BUDGET_BYTES);
-      expect(statSync(join(bundleDir(), "index.mjs.map")).size).toBeGreaterThan(0);
-      const code = readFileSync(join(bundleDir(), "index.mjs"), "utf8");
+      expect(statSync(join(dir, "index.mjs.map")).size).toBeGreaterThan(0);
+      const code = readFileSync(join(dir, "index.mjs"), "utf8");
       expect(code.startsWith("import { createRequire as __sluiceCreateRequire }")).toBe(true);
     });
 
-    it("imports nothing but Node's built-ins and the embedded-only better-sqlite3", () => {
-      const code = readFileSync(join(bundleDir(), "index.mjs"), "utf8");
-      const specifiers = new Set(
-        [
-          ...code.matchAll(
-            /\bimport\s*(?:[\w$]+|\*\s*as\s*[\w$]+|\{[^}]*\})?\s*(?:,\s*\{[^}]*\})?\s*from\s*["']([^"']+)["']/g,
-          ),
-          ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
-        ].map((m) => m[1]!),
-      );
-      const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-      const foreign = [...specifiers].filter((m) => !builtins.has(m));
-      // The AWS SDK is bundled (the runtime's copy is not used), and nothing else is external.
-      expect(foreign.filter((m) => m !== "better-sqlite3")).toEqual([]);
-    });
+    it.each(functions)(
+      "$name: imports nothing but Node's built-ins and the embedded-only better-sqlite3",
+      (f) => {
+        const code = readFileSync(join(bundleDir(f.fn()), "index.mjs"), "utf8");
+        const specifiers = new Set(
+          [
+            ...code.matchAll(
+              /\bimport\s*(?:[\w$]+|\*\s*as\s*[\w$]+|\{[^}]*\})?\s*(?:,\s*\{[^}]*\})?\s*from\s*["']([^"']+)["']/g,
+            ),
+            ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+          ].map((m) => m[1]!),
+        );
+        const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+        const foreign = [...specifiers].filter((m) => !builtins.has(m));
+        // The AWS SDK is bundled (the runtime's copy is not used), and nothing else is external.
+        expect(foreign.filter((m) => m !== "better-sqlite3")).toEqual([]);
+      },
+    );
 
     // Regression: a static import of better-sqlite3 was hoisted to the top of the ES module
     // bundle, so the Lambda, which has no node_modules, failed at init with ERR_MODULE_NOT_FOUND.
-    it("initializes the cloud path in a directory without node_modules, as Lambda does", () => {
-      const dir = mkdtempSync(join(tmpdir(), "sluice-lambda-task-"));
-      outdirs.push(dir);
-      copyFileSync(join(bundleDir(), "index.mjs"), join(dir, "index.mjs"));
-      copyFileSync(join(bundleDir(), "index.mjs.map"), join(dir, "index.mjs.map"));
-      const url = pathToFileURL(join(dir, "index.mjs")).href;
-      const result = spawnSync(
-        process.execPath,
-        [
-          "--input-type=module",
-          "-e",
-          `const m = await import(${JSON.stringify(url)}); console.log(typeof m.handler);`,
-        ],
-        {
-          cwd: dir,
-          encoding: "utf8",
-          timeout: 30_000,
-          // Only what Lambda would set: the cloud path, a region, credentials; no network at init.
-          env: {
-            PATH: process.env.PATH,
-            SLUICE_BUCKET: "dummy-bucket",
-            SLUICE_TABLE: "dummy-table",
-            AWS_REGION: "us-east-1",
-            AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-            AWS_SECRET_ACCESS_KEY: "dummy",
-            LOG_LEVEL: "silent",
-            NODE_OPTIONS: "--enable-source-maps",
+    // Each check starts a Node process: the two run side by side.
+    it.concurrent.for(functions)(
+      "$name: initializes the cloud path in a directory without node_modules, as Lambda does",
+      async (f, { expect }) => {
+        const dir = mkdtempSync(join(tmpdir(), "sluice-lambda-task-"));
+        outdirs.push(dir);
+        copyFileSync(join(bundleDir(f.fn()), "index.mjs"), join(dir, "index.mjs"));
+        copyFileSync(join(bundleDir(f.fn()), "index.mjs.map"), join(dir, "index.mjs.map"));
+        const url = pathToFileURL(join(dir, "index.mjs")).href;
+        const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+          (resolve, reject) => {
+            const child = execFile(
+              process.execPath,
+              [
+                "--input-type=module",
+                "-e",
+                `const m = await import(${JSON.stringify(url)}); console.log(typeof m.handler);`,
+              ],
+              {
+                cwd: dir,
+                encoding: "utf8",
+                timeout: 30_000,
+                // Only what Lambda would set: the cloud path, a region, credentials; no network
+                // at init.
+                env: {
+                  PATH: process.env.PATH,
+                  SLUICE_BUCKET: "dummy-bucket",
+                  SLUICE_TABLE: "dummy-table",
+                  AWS_REGION: "us-east-1",
+                  AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+                  AWS_SECRET_ACCESS_KEY: "dummy",
+                  LOG_LEVEL: "silent",
+                  NODE_OPTIONS: "--enable-source-maps",
+                },
+              },
+              (_err, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
+            );
+            child.on("error", reject);
           },
-        },
-      );
-      expect(result.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND/);
-      expect(result.status).toBe(0);
-      expect(result.stdout.trim()).toBe("function");
-    });
+        );
+        expect(result.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND/);
+        expect(result.code).toBe(0);
+        expect(result.stdout.trim()).toBe("function");
+      },
+    );
   });
 });
 
@@ -414,16 +571,121 @@ describe("SluiceStack with publicUrl: true", () => {
       InvokedViaFunctionUrl: true,
       FunctionName: fn,
     });
-    s.template.resourceCountIs("AWS::Lambda::Permission", 2);
+    expect(permissionsOf(s.template, logicalId(s, s.stack.httpFunction))).toHaveLength(2);
   });
 
-  it("changes nothing else: the same data grants", () => {
-    const roleId = logicalId(s, s.stack.httpFunction.role!);
-    const actions = roleStatements(s.template, roleId)
-      .flatMap((st) => asList(st.Action))
-      .sort();
-    expect(actions).toEqual(
+  it("changes nothing else: the same data grants, and maintenance stays private", () => {
+    const actionsOf = (role: IConstruct) =>
+      roleStatements(s.template, logicalId(s, role))
+        .flatMap((st) => asList(st.Action))
+        .sort();
+    expect(actionsOf(s.stack.httpFunction.role!)).toEqual(
       [...httpObjectActions, ...httpBucketActions, ...httpTableActions, ...httpLogActions].sort(),
+    );
+    expect(actionsOf(s.stack.maintenanceFunction.role!)).toEqual(
+      [
+        ...maintenanceObjectActions,
+        ...maintenanceBucketActions,
+        ...maintenanceTableActions,
+        ...maintenanceLogActions,
+      ].sort(),
+    );
+    const maintenance = permissionsOf(s.template, logicalId(s, s.stack.maintenanceFunction));
+    expect(maintenance.map((p) => p.Properties.Principal)).toEqual(["events.amazonaws.com"]);
+  });
+});
+
+/**
+ * The maintenance grants against what the pass really sends: one pass over the S3 and DynamoDB
+ * adapters (the local stand-ins test/global-setup.ts starts), with every SDK command recorded
+ * as the clients send it. The data is set up so that each branch runs: a live partition with
+ * committed objects and an orphan, and a deleted topic's objects.
+ */
+describe("maintenance grants, checked against the commands a pass sends", () => {
+  /** The IAM action each SDK operation is authorized as; a new operation fails the test. */
+  const iamAction: Record<string, string> = {
+    ListObjectsV2Command: "s3:ListBucket",
+    // Multi-object delete is authorized per key; there is no s3:DeleteObjects action.
+    DeleteObjectsCommand: "s3:DeleteObject",
+    GetItemCommand: "dynamodb:GetItem",
+    QueryCommand: "dynamodb:Query",
+  };
+
+  let cleanup: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const step of cleanup.reverse()) await step();
+    cleanup = [];
+  });
+
+  it("sends only commands that the maintenance role's actions allow, and needs each of them", async () => {
+    const s3 = await s3Endpoint();
+    cleanup.push(s3.stop);
+    const dynamo = new DynamoDBClient({});
+    cleanup.push(() => Promise.resolve(dynamo.destroy()));
+    const table = `sluice-grants-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    await ensureTable(dynamo, table);
+    cleanup.push(async () => {
+      await dynamo.send(new DeleteTableCommand({ TableName: table }));
+    });
+
+    // Set up through clients of their own, which nothing records.
+    const writerS3 = makeS3Client(s3.endpoint);
+    cleanup.push(() => Promise.resolve(writerS3.destroy()));
+    const writer = {
+      store: new S3ObjectStore({ bucket: s3.bucket, client: writerS3 }),
+      meta: new DynamoMetaStore({ table, client: dynamo }),
+    };
+    const h = makeHarness(writer);
+    await h.call("POST", "/v1/topics", { name: "kept", partitions: 1 });
+    await h.call("POST", "/v1/topics/kept/records", { records: [{ value: 1 }] });
+    await h.call("POST", "/v1/topics/kept/records", { records: [{ value: 2 }] });
+    const kept = await h.log.topics.get("kept");
+    await writer.store.put(
+      chunkKey("kept", kept.id, 0, "01ORPHAN0000000000000000000"),
+      new Uint8Array(1),
+    );
+    await h.call("POST", "/v1/topics", { name: "gone", partitions: 1 });
+    await h.call("POST", "/v1/topics/gone/records", { records: [{ value: 3 }] });
+    await h.call("DELETE", "/v1/topics/gone");
+    await h.log.close();
+
+    const s3Client = makeS3Client(s3.endpoint);
+    cleanup.push(() => Promise.resolve(s3Client.destroy()));
+    const dynamoClient = new DynamoDBClient({});
+    cleanup.push(() => Promise.resolve(dynamoClient.destroy()));
+    // Every operation either client sends, by the low-level command's name (the document
+    // client's GetCommand reaches the client as GetItemCommand).
+    const sent: string[] = [];
+    const recording = { step: "initialize", name: "recordCommands" } as const;
+    s3Client.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName ?? "?");
+        return next(args);
+      },
+      recording,
+    );
+    dynamoClient.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName ?? "?");
+        return next(args);
+      },
+      recording,
+    );
+    const report = await collectGarbage({
+      store: new S3ObjectStore({ bucket: s3.bucket, client: s3Client }),
+      meta: new DynamoMetaStore({ table, client: dynamoClient }),
+      logger,
+      graceMs: MAINTENANCE_GRACE.toMilliseconds(),
+      // Everything is past the grace period.
+      now: () => Date.now() + 2 * MAINTENANCE_GRACE.toMilliseconds(),
+    });
+    expect(report).toMatchObject({ orphansDeleted: 1, deletedTopicObjectsDeleted: 1 });
+
+    const unknown = [...new Set(sent)].filter((c) => !(c in iamAction));
+    expect(unknown).toEqual([]);
+    const needed = [...new Set(sent.map((c) => iamAction[c]!))].sort();
+    expect(needed).toEqual(
+      [...maintenanceObjectActions, ...maintenanceBucketActions, ...maintenanceTableActions].sort(),
     );
   });
 });
