@@ -1,3 +1,5 @@
+import { SluiceError } from "../errors.js";
+
 /**
  * The consumer-group half of the metadata table (docs/rfcs/0002-consumer-groups.md §8). A
  * group's membership lives in one state document replaced under optimistic concurrency; its
@@ -60,8 +62,10 @@ export interface GroupStore {
   listGroups(): Promise<GroupSummary[]>;
   /**
    * expectedVersion null: create the group, false if it exists. Otherwise replace it only if
-   * its version is still expectedVersion (record.version must be expectedVersion + 1); false on
-   * a lost race, with nothing written.
+   * its incarnation is record.incarnation and its version is still expectedVersion
+   * (record.version must be expectedVersion + 1); false on a lost race, with nothing written.
+   * Pinning the incarnation keeps a stale writer from resurrecting a deleted group whose
+   * successor happens to have reached the same version.
    */
   putGroup(record: GroupRecord, expectedVersion: number | null): Promise<boolean>;
   /** Deletes the group only if incarnation and version still match. */
@@ -77,4 +81,58 @@ export interface GroupStore {
   purgeOffsets(group: string, keep?: string): Promise<number>;
   /** Largest number of writes one writeOffsets call accepts (DynamoDB: its transaction limit). */
   readonly maxOffsetsPerWrite: number;
+}
+
+/** Adapters call this first: a replace must write exactly the next version. */
+export function checkGroupPut(record: GroupRecord, expectedVersion: number | null): void {
+  if (expectedVersion !== null && record.version !== expectedVersion + 1) {
+    throw new SluiceError(
+      "internal",
+      `malformed group write: version ${record.version} replacing version ${expectedVersion}`,
+    );
+  }
+}
+
+/** Adapters call this first: at most `max` writes, and at most one per partition. */
+export function checkOffsetWrites(writes: OffsetWrite[], max: number): void {
+  if (writes.length > max) {
+    throw new SluiceError(
+      "internal",
+      `malformed offset write: ${writes.length} offsets, at most ${max} allowed`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const { value } of writes) {
+    const key = `${value.topic}/${value.partition}`;
+    if (seen.has(key)) {
+      throw new SluiceError(
+        "internal",
+        `malformed offset write: ${value.topic}/${value.partition} written twice`,
+      );
+    }
+    seen.add(key);
+  }
+}
+
+/** Whether the group's state still shows what the guard pins. */
+export function guardHolds(
+  group: Pick<GroupRecord, "incarnation" | "version" | "fence"> | undefined,
+  guard: GroupGuard,
+): boolean {
+  if (group?.incarnation !== guard.incarnation) return false;
+  return "fence" in guard ? group.fence === guard.fence : group.version === guard.version;
+}
+
+/**
+ * The offset a write's `expected` is compared with: the stored one if it belongs to this
+ * incarnation and topic id, null otherwise (none, or left by a previous group or topic).
+ */
+export function currentOffset(
+  stored: { incarnation: string; topicId: string; offset: number } | undefined,
+  incarnation: string,
+  topicId: string,
+): number | null {
+  return stored && stored.incarnation === incarnation && stored.topicId === topicId
+    ? stored.offset
+    : null;
 }

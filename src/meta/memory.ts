@@ -1,6 +1,16 @@
 /* eslint-disable @typescript-eslint/require-await -- the port is async; a Map has nothing to wait for, and async turns throws into rejections. */
 import { SluiceError } from "../errors.js";
 import type {
+  CommittedOffset,
+  GroupGuard,
+  GroupRecord,
+  GroupStore,
+  GroupSummary,
+  OffsetWrite,
+  OffsetWriteResult,
+} from "./group-store.js";
+import { checkGroupPut, checkOffsetWrites, currentOffset, guardHolds } from "./group-store.js";
+import type {
   CommitRequest,
   CommitResult,
   IndexEntry,
@@ -16,13 +26,22 @@ interface PartitionState {
   entries: IndexEntry[];
 }
 
+/** A committed offset as stored: one per (group, topic, partition), of whichever incarnation wrote last. */
+interface StoredOffset extends CommittedOffset {
+  incarnation: string;
+}
+
 /**
- * The reference semantics of the MetaStore port, for tests and single-process use. It
- * hands out copies so that callers can never change what it holds.
+ * The reference semantics of the MetaStore and GroupStore ports, for tests and single-process
+ * use. It hands out copies so that callers can never change what it holds.
  */
-export class MemoryMetaStore implements MetaStore {
+export class MemoryMetaStore implements MetaStore, GroupStore {
+  readonly maxOffsetsPerWrite = Infinity;
   readonly #topics = new Map<string, TopicMeta>();
   readonly #partitions = new Map<string, PartitionState>();
+  readonly #groups = new Map<string, GroupRecord>();
+  /** Group name → partitionKey(topic, partition) → offset. */
+  readonly #offsets = new Map<string, Map<string, StoredOffset>>();
 
   async createTopic(topic: TopicMeta): Promise<void> {
     if (this.#topics.has(topic.name)) {
@@ -41,7 +60,7 @@ export class MemoryMetaStore implements MetaStore {
 
   async listTopics(): Promise<TopicMeta[]> {
     return [...this.#topics.values()]
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .sort((a, b) => compareText(a.name, b.name))
       .map((t) => structuredClone(t));
   }
 
@@ -82,6 +101,73 @@ export class MemoryMetaStore implements MetaStore {
     return entries.slice(floor, floor + limit).map((e) => ({ ...e }));
   }
 
+  async getGroup(name: string): Promise<GroupRecord | undefined> {
+    const group = this.#groups.get(name);
+    return group && { ...group };
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    return [...this.#groups.values()]
+      .sort((a, b) => compareText(a.name, b.name))
+      .map(({ name, incarnation, createdAt }) => ({ name, incarnation, createdAt }));
+  }
+
+  async putGroup(record: GroupRecord, expectedVersion: number | null): Promise<boolean> {
+    checkGroupPut(record, expectedVersion);
+    const current = this.#groups.get(record.name);
+    const applies =
+      expectedVersion === null
+        ? current === undefined
+        : current?.version === expectedVersion && current.incarnation === record.incarnation;
+    if (applies) this.#groups.set(record.name, { ...record });
+    return applies;
+  }
+
+  async deleteGroup(name: string, incarnation: string, expectedVersion: number): Promise<boolean> {
+    const current = this.#groups.get(name);
+    if (current?.incarnation !== incarnation || current.version !== expectedVersion) return false;
+    return this.#groups.delete(name);
+  }
+
+  async getOffsets(group: string, incarnation: string, topic?: string): Promise<CommittedOffset[]> {
+    return [...(this.#offsets.get(group)?.values() ?? [])]
+      .filter((o) => o.incarnation === incarnation && (topic === undefined || o.topic === topic))
+      .sort(compareOffsets)
+      .map(({ incarnation: _, ...offset }) => offset);
+  }
+
+  async writeOffsets(
+    group: string,
+    guard: GroupGuard,
+    writes: OffsetWrite[],
+  ): Promise<OffsetWriteResult> {
+    checkOffsetWrites(writes, this.maxOffsetsPerWrite);
+    if (!guardHolds(this.#groups.get(group), guard)) return { ok: false, conflict: "group" };
+    const offsets = this.#offsets.get(group) ?? new Map<string, StoredOffset>();
+    const keys = writes.map(({ value }) => partitionKey(value.topic, value.partition));
+    const matches = writes.every(({ value, expected }, i) => {
+      const stored = offsets.get(keys[i]!);
+      return currentOffset(stored, guard.incarnation, value.topicId) === expected;
+    });
+    if (!matches) return { ok: false, conflict: "offset" };
+    writes.forEach(({ value }, i) =>
+      offsets.set(keys[i]!, { ...value, incarnation: guard.incarnation }),
+    );
+    this.#offsets.set(group, offsets);
+    return { ok: true };
+  }
+
+  async purgeOffsets(group: string, keep?: string): Promise<number> {
+    const offsets = this.#offsets.get(group);
+    if (!offsets) return 0;
+    let purged = 0;
+    for (const [key, offset] of offsets) {
+      if (offset.incarnation !== keep && offsets.delete(key)) purged++;
+    }
+    if (offsets.size === 0) this.#offsets.delete(group);
+    return purged;
+  }
+
   async close(): Promise<void> {}
 
   /** A partition never written reads as an empty one at offset 0, as the port requires. */
@@ -96,6 +182,15 @@ function emptyPartition(): PartitionState {
 
 function partitionKey(topicId: string, partition: number): string {
   return JSON.stringify([topicId, partition]);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** By topic, then partition numerically. */
+function compareOffsets(a: CommittedOffset, b: CommittedOffset): number {
+  return compareText(a.topic, b.topic) || a.partition - b.partition;
 }
 
 /** Position of the entry with the greatest base offset ≤ offset, or -1. */

@@ -6,6 +6,16 @@ import type BetterSqlite3 from "better-sqlite3";
 import type { TopicConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import type {
+  CommittedOffset,
+  GroupGuard,
+  GroupRecord,
+  GroupStore,
+  GroupSummary,
+  OffsetWrite,
+  OffsetWriteResult,
+} from "./group-store.js";
+import { checkGroupPut, checkOffsetWrites, currentOffset, guardHolds } from "./group-store.js";
+import type {
   CommitRequest,
   CommitResult,
   IndexEntry,
@@ -49,6 +59,29 @@ const migrations = [
      kind TEXT NOT NULL CHECK (kind IN ('chunk', 'sealed')),
      PRIMARY KEY (topic_id, partition, base_offset)
    ) STRICT, WITHOUT ROWID;`,
+  // Consumer groups (docs/rfcs/0002-consumer-groups.md §8). One offset row per partition,
+  // overwritten by whichever incarnation commits next.
+  `CREATE TABLE groups (
+     name TEXT PRIMARY KEY,
+     incarnation TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     fence INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     doc TEXT NOT NULL
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE group_offsets (
+     group_name TEXT NOT NULL,
+     topic TEXT NOT NULL,
+     partition INTEGER NOT NULL,
+     incarnation TEXT NOT NULL,
+     topic_id TEXT NOT NULL,
+     "offset" INTEGER NOT NULL,
+     metadata TEXT,
+     generation INTEGER,
+     member_id TEXT,
+     committed_at INTEGER NOT NULL,
+     PRIMARY KEY (group_name, topic, partition)
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 /** SQLite primary result codes that describe the environment, not the request. */
@@ -69,6 +102,12 @@ const topicColumns = "name, id, partitions, config, created_at AS createdAt";
 const headColumns = "log_start_offset AS logStartOffset, log_end_offset AS logEndOffset";
 const entryColumns = `base_offset AS baseOffset, count, bytes, object_key AS objectKey,
   min_ts AS minTimestamp, max_ts AS maxTimestamp, kind`;
+const groupColumns = "name, incarnation, version, fence, created_at AS createdAt, doc";
+const offsetColumns = `topic, partition, topic_id AS topicId, "offset" AS "offset", metadata,
+  generation, member_id AS memberId, committed_at AS committedAt`;
+
+type GroupState = Pick<GroupRecord, "incarnation" | "version" | "fence">;
+type OffsetRow = CommittedOffset & { group: string; incarnation: string };
 
 interface TopicRow extends Omit<TopicMeta, "config"> {
   config: string;
@@ -89,12 +128,17 @@ export interface SqliteMetaStoreOptions {
  * its growing sleeps let a busy process starve the others). So after open, SQLite gives up
  * at once and the wait happens here, between event-loop turns, in short jittered pauses.
  */
-export class SqliteMetaStore implements MetaStore {
+export class SqliteMetaStore implements MetaStore, GroupStore {
+  readonly maxOffsetsPerWrite = Infinity;
   readonly #db: BetterSqlite3.Database;
   readonly #busyTimeoutMs: number;
   readonly #statements;
   readonly #createTopic;
   readonly #commitAppend;
+  readonly #putGroup;
+  readonly #deleteGroup;
+  readonly #writeOffsets;
+  readonly #purgeOffsets;
 
   /** Blocks while it waits for locks: at open there is nothing else for the process to do. */
   static open(
@@ -158,6 +202,60 @@ export class SqliteMetaStore implements MetaStore {
            ORDER BY base_offset DESC LIMIT 1)
          ORDER BY base_offset LIMIT @limit`,
       ),
+      getGroup: db.prepare<[string], GroupRecord>(
+        `SELECT ${groupColumns} FROM groups WHERE name = ?`,
+      ),
+      // The guard's columns only: the document may be 100 KB.
+      getGroupState: db.prepare<[string], GroupState>(
+        "SELECT incarnation, version, fence FROM groups WHERE name = ?",
+      ),
+      listGroups: db.prepare<[], GroupSummary>(
+        "SELECT name, incarnation, created_at AS createdAt FROM groups ORDER BY name",
+      ),
+      insertGroup: db.prepare<[GroupRecord]>(
+        `INSERT INTO groups (name, incarnation, version, fence, created_at, doc)
+         VALUES (@name, @incarnation, @version, @fence, @createdAt, @doc)
+         ON CONFLICT (name) DO NOTHING`,
+      ),
+      // The incarnation is part of the condition: a group deleted and re-created may have
+      // reached the same version, and a write based on the old one must not bring it back.
+      replaceGroup: db.prepare<[GroupRecord & { expectedVersion: number }]>(
+        `UPDATE groups SET version = @version, fence = @fence, created_at = @createdAt, doc = @doc
+         WHERE name = @name AND incarnation = @incarnation AND version = @expectedVersion`,
+      ),
+      deleteGroup: db.prepare<[string, string, number]>(
+        "DELETE FROM groups WHERE name = ? AND incarnation = ? AND version = ?",
+      ),
+      getOffsets: db.prepare<[string, string], CommittedOffset>(
+        `SELECT ${offsetColumns} FROM group_offsets WHERE group_name = ? AND incarnation = ?
+         ORDER BY topic, partition`,
+      ),
+      getTopicOffsets: db.prepare<[string, string, string], CommittedOffset>(
+        `SELECT ${offsetColumns} FROM group_offsets
+         WHERE group_name = ? AND incarnation = ? AND topic = ? ORDER BY partition`,
+      ),
+      getStoredOffset: db.prepare<
+        [string, string, number],
+        { incarnation: string; topicId: string; offset: number }
+      >(
+        `SELECT incarnation, topic_id AS topicId, "offset" AS "offset" FROM group_offsets
+         WHERE group_name = ? AND topic = ? AND partition = ?`,
+      ),
+      putOffset: db.prepare<[OffsetRow]>(
+        `INSERT INTO group_offsets (group_name, topic, partition, incarnation, topic_id, "offset",
+           metadata, generation, member_id, committed_at)
+         VALUES (@group, @topic, @partition, @incarnation, @topicId, @offset,
+           @metadata, @generation, @memberId, @committedAt)
+         ON CONFLICT (group_name, topic, partition) DO UPDATE SET
+           incarnation = excluded.incarnation, topic_id = excluded.topic_id,
+           "offset" = excluded."offset", metadata = excluded.metadata,
+           generation = excluded.generation, member_id = excluded.member_id,
+           committed_at = excluded.committed_at`,
+      ),
+      purgeOffsets: db.prepare<[string, string]>(
+        "DELETE FROM group_offsets WHERE group_name = ? AND incarnation <> ?",
+      ),
+      purgeAllOffsets: db.prepare<[string]>("DELETE FROM group_offsets WHERE group_name = ?"),
     };
     this.#statements = s;
 
@@ -178,6 +276,41 @@ export class SqliteMetaStore implements MetaStore {
       s.insertEntry.run({ topicId, partition, ...entry });
       return { committed: true, head: next };
     });
+
+    this.#putGroup = db.transaction(
+      (record: GroupRecord, expectedVersion: number | null): boolean =>
+        (expectedVersion === null
+          ? s.insertGroup.run(record)
+          : s.replaceGroup.run({ ...record, expectedVersion })
+        ).changes > 0,
+    );
+
+    this.#deleteGroup = db.transaction(
+      (name: string, incarnation: string, expectedVersion: number): boolean =>
+        s.deleteGroup.run(name, incarnation, expectedVersion).changes > 0,
+    );
+
+    this.#writeOffsets = db.transaction(
+      (group: string, guard: GroupGuard, writes: OffsetWrite[]): OffsetWriteResult => {
+        if (!guardHolds(s.getGroupState.get(group), guard)) return { ok: false, conflict: "group" };
+        for (const { value, expected } of writes) {
+          const stored = s.getStoredOffset.get(group, value.topic, value.partition);
+          if (currentOffset(stored, guard.incarnation, value.topicId) !== expected) {
+            return { ok: false, conflict: "offset" };
+          }
+        }
+        for (const { value } of writes) {
+          s.putOffset.run({ ...value, group, incarnation: guard.incarnation });
+        }
+        return { ok: true };
+      },
+    );
+
+    this.#purgeOffsets = db.transaction(
+      (group: string, keep: string | undefined): number =>
+        (keep === undefined ? s.purgeAllOffsets.run(group) : s.purgeOffsets.run(group, keep))
+          .changes,
+    );
   }
 
   async createTopic(topic: TopicMeta): Promise<void> {
@@ -220,6 +353,47 @@ export class SqliteMetaStore implements MetaStore {
     return this.#run("readIndex", () =>
       this.#statements.readIndex.all({ topicId, partition, offset, limit }),
     );
+  }
+
+  async getGroup(name: string): Promise<GroupRecord | undefined> {
+    return this.#run("getGroup", () => this.#statements.getGroup.get(name));
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    return this.#run("listGroups", () => this.#statements.listGroups.all());
+  }
+
+  async putGroup(record: GroupRecord, expectedVersion: number | null): Promise<boolean> {
+    checkGroupPut(record, expectedVersion);
+    return this.#run("putGroup", () => this.#putGroup.immediate(record, expectedVersion));
+  }
+
+  async deleteGroup(name: string, incarnation: string, expectedVersion: number): Promise<boolean> {
+    return this.#run("deleteGroup", () =>
+      this.#deleteGroup.immediate(name, incarnation, expectedVersion),
+    );
+  }
+
+  async getOffsets(group: string, incarnation: string, topic?: string): Promise<CommittedOffset[]> {
+    const s = this.#statements;
+    return this.#run("getOffsets", () =>
+      topic === undefined
+        ? s.getOffsets.all(group, incarnation)
+        : s.getTopicOffsets.all(group, incarnation, topic),
+    );
+  }
+
+  async writeOffsets(
+    group: string,
+    guard: GroupGuard,
+    writes: OffsetWrite[],
+  ): Promise<OffsetWriteResult> {
+    checkOffsetWrites(writes, this.maxOffsetsPerWrite);
+    return this.#run("writeOffsets", () => this.#writeOffsets.immediate(group, guard, writes));
+  }
+
+  async purgeOffsets(group: string, keep?: string): Promise<number> {
+    return this.#run("purgeOffsets", () => this.#purgeOffsets.immediate(group, keep));
   }
 
   close(): Promise<void> {
