@@ -33,9 +33,11 @@ export interface SluiceStackProps extends StackProps {
  * Exactly what the HTTP path sends, by SDK command (see DESIGN.md and the adapters):
  * - S3ObjectStore: PutObject (flush) and GetObject, whole or ranged (fetch). Listing and
  *   DeleteObjects belong to maintenance (the maintenance* lists below), never to this role.
- * - DynamoMetaStore: GetCommand, QueryCommand and TransactWriteCommand. A transaction is
- *   authorized per item action; its items are Put, Update and Delete (topic delete), never
- *   ConditionCheck. CreateTable/DescribeTable (ensureTable) are for tests and local use only.
+ * - DynamoMetaStore: GetCommand, QueryCommand, PutCommand (a group's state replaced),
+ *   DeleteCommand (purging a group's old offsets, one conditional delete per item: never
+ *   BatchWriteItem) and TransactWriteCommand. A transaction is authorized per item action; its
+ *   items are Put, Update, Delete (topic and group delete) and ConditionCheck (the group guard
+ *   of an offset commit). CreateTable/DescribeTable (ensureTable) are for tests and local use only.
  */
 export const httpObjectActions = ["s3:GetObject", "s3:PutObject"] as const;
 /**
@@ -45,6 +47,7 @@ export const httpObjectActions = ["s3:GetObject", "s3:PutObject"] as const;
  */
 export const httpBucketActions = ["s3:ListBucket"] as const;
 export const httpTableActions = [
+  "dynamodb:ConditionCheckItem",
   "dynamodb:DeleteItem",
   "dynamodb:GetItem",
   "dynamodb:PutItem",
@@ -132,6 +135,8 @@ export class SluiceStack extends Stack {
         SLUICE_MAX_WAIT_MS: "20000",
         // Lambda's synchronous payload limit is 6 MB for the whole event.
         SLUICE_MAX_REQUEST_BYTES: "6000000",
+        // Responses share that limit; base64 values grow by a third in JSON.
+        SLUICE_MAX_FETCH_BYTES: "4000000",
       },
       grants: {
         objectActions: httpObjectActions,

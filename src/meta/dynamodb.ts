@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import {
   type AttributeValue,
   type CancellationReason,
+  ConditionalCheckFailedException,
   type CreateTableCommandInput,
   CreateTableCommand,
   DescribeTableCommand,
@@ -11,14 +13,27 @@ import {
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import {
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { TopicConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
+import {
+  checkGroupPut,
+  checkOffsetWrites,
+  type CommittedOffset,
+  type GroupGuard,
+  type GroupRecord,
+  type GroupStore,
+  type GroupSummary,
+  type OffsetWrite,
+  type OffsetWriteResult,
+} from "./group-store.js";
 import type {
   CommitRequest,
   CommitResult,
@@ -33,26 +48,49 @@ import { checkCommitRequest } from "./meta-store.js";
 /**
  * Single-table layout (DESIGN.md, "Key-value table"), string keys `pk` / `sk`:
  *
- * | item          | pk                      | sk                    |
- * |---------------|-------------------------|-----------------------|
- * | topic         | `topic#{name}`          | `meta`                |
- * | catalog entry | `catalog`               | `topic#{name}`        |
- * | head          | `log#{topicId}#{p}`     | `head`                |
- * | index entry   | `log#{topicId}#{p}`     | `seg#{base:20 digits}`|
+ * | item             | pk                  | sk                            |
+ * |------------------|---------------------|-------------------------------|
+ * | topic            | `topic#{name}`      | `meta`                        |
+ * | catalog entry    | `catalog`           | `topic#{name}`                |
+ * | head             | `log#{topicId}#{p}` | `head`                        |
+ * | index entry      | `log#{topicId}#{p}` | `seg#{base:20 digits}`        |
+ * | group state      | `group#{name}`      | `state`                       |
+ * | group catalog    | `catalog`           | `group#{name}`                |
+ * | committed offset | `group#{name}`      | `offset#{topic}#{p:4 digits}` |
  *
- * listTopics reads the catalog partition: a copy of every topic item, written and deleted in
- * the same transaction as the topic item. A sparse GSI would avoid the copy, but GSIs are only
- * eventually consistent, so a topic could be missing from the list just after its creation
- * succeeded, and a Scan would read every index entry of every partition. Topics are few and
- * created rarely, so one hot catalog partition costs nothing.
+ * listTopics and listGroups read the catalog partition, each under its own prefix: a copy of
+ * every topic item (and the name, incarnation and creation time of every group), written and
+ * deleted in the same transaction as the item it lists. A sparse GSI would avoid the copy, but
+ * GSIs are only eventually consistent, so a topic could be missing from the list just after
+ * its creation succeeded, and a Scan would read every index entry of every partition. Topics
+ * and groups are few and created rarely, so one hot catalog partition costs nothing.
  *
  * Heads are not created with the topic: a missing head reads as {0, 0} and the first commit
  * creates it, which keeps createTopic one small transaction for up to 1024 partitions.
+ *
+ * A group's state and its committed offsets share the partition key, so one Query reads every
+ * offset of a group (docs/rfcs/0002-consumer-groups.md §2). Names never contain `#`, which
+ * sorts below every character they may hold, so offset sort keys order by topic, then by the
+ * zero-padded partition. A group's state item holds its document as one string attribute
+ * (`doc`); an offset item also holds the id of the writeOffsets call that wrote it (`writeId`),
+ * by which a resend recognizes its own earlier success.
  */
 const catalogPk = "catalog";
 const topicPk = (name: string) => `topic#${name}`;
 const topicMetaSk = "meta";
 const catalogSk = (name: string) => `topic#${name}`;
+const groupPk = (name: string) => `group#${name}`;
+const groupStateSk = "state";
+const groupCatalogSk = (name: string) => `group#${name}`;
+const offsetPrefix = "offset#";
+/**
+ * Part of the stored key format, so fixed: partitions are below 1024 (MAX_PARTITIONS). Results
+ * are sorted in code as well, so the order would survive more digits, but the keys would not.
+ */
+const offsetPartitionDigits = 4;
+const offsetTopicPrefix = (topic: string) => `${offsetPrefix}${topic}#`;
+const offsetSk = (topic: string, partition: number) =>
+  offsetTopicPrefix(topic) + String(partition).padStart(offsetPartitionDigits, "0");
 const partitionPk = (topicId: string, partition: number) => `log#${topicId}#${partition}`;
 const headSk = "head";
 const segPrefix = "seg#";
@@ -63,6 +101,11 @@ const lastSegSk = segPrefix + "9".repeat(segDigits);
 
 /** Transactions one commit may send while it learns a log start offset that moved. */
 const commitAttempts = 3;
+
+/** DynamoDB's limit on the items of one TransactWriteItems. */
+const maxTransactItems = 100;
+/** Conditional deletes a purge keeps in flight. */
+const purgeConcurrency = 8;
 
 /** Cancellation reasons that say "try again later": the transaction wrote nothing. */
 const transientReasons = new Set([
@@ -79,6 +122,9 @@ const transientErrorNames = new Set([
   "InternalServerError",
   "ServiceUnavailable",
   "TransactionInProgressException",
+  // A single-item write that met an item held by a transaction in flight; the SDK does not
+  // retry it, but a later attempt finds the transaction finished.
+  "TransactionConflictException",
   "TimeoutError",
   "RequestTimeout",
   "RequestTimeoutException",
@@ -139,9 +185,11 @@ export async function ensureTable(client: DynamoDBClient, name: string): Promise
  * DynamoDB uses to answer a replay with the first attempt's success. The adapter does not rely
  * on that alone: a create or commit cancelled by an item that it wrote itself (same topic id,
  * same object key) is recognized as its own success, so a replay never turns into a failure
- * report and, for a commit, never into a second offset for the same object.
+ * report and, for a commit, never into a second offset for the same object. Group writes do the
+ * same: a put finding exactly its own record (an incarnation's version is written once), and
+ * offset writes finding their own write id on every item.
  */
-export class DynamoMetaStore implements MetaStore {
+export class DynamoMetaStore implements MetaStore, GroupStore {
   readonly #table: string;
   readonly #client: DynamoDBClient;
   readonly #ownsClient: boolean;
@@ -367,6 +415,257 @@ export class DynamoMetaStore implements MetaStore {
     return [first, ...rest.map(toEntry)];
   }
 
+  readonly maxOffsetsPerWrite = maxTransactItems - 1;
+
+  async getGroup(name: string): Promise<GroupRecord | undefined> {
+    const { Item } = await this.#call("getGroup", () =>
+      this.#doc.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: { pk: groupPk(name), sk: groupStateSk },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return Item && toGroup(Item);
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    const items = await this.#queryAll(
+      "listGroups",
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": catalogPk, ":prefix": groupCatalogSk("") },
+      },
+      Infinity,
+    );
+    // Sort keys are compared as UTF-8 bytes; names are ASCII, so this is name order.
+    return items.map((item) => ({
+      name: item.name as string,
+      incarnation: item.incarnation as string,
+      createdAt: item.createdAt as number,
+    }));
+  }
+
+  async putGroup(record: GroupRecord, expectedVersion: number | null): Promise<boolean> {
+    checkGroupPut(record, expectedVersion);
+    const state = {
+      pk: groupPk(record.name),
+      sk: groupStateSk,
+      name: record.name,
+      incarnation: record.incarnation,
+      createdAt: record.createdAt,
+      version: record.version,
+      fence: record.fence,
+      doc: record.doc,
+    };
+    if (expectedVersion === null) {
+      try {
+        await this.#doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.#table,
+                  Item: state,
+                  ConditionExpression: "attribute_not_exists(pk)",
+                  ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+                },
+              },
+              {
+                Put: {
+                  TableName: this.#table,
+                  Item: {
+                    pk: catalogPk,
+                    sk: groupCatalogSk(record.name),
+                    name: record.name,
+                    incarnation: record.incarnation,
+                    createdAt: record.createdAt,
+                  },
+                },
+              },
+            ],
+          }),
+        );
+        return true;
+      } catch (err) {
+        const [existing] = cancellationReasons(err);
+        if (existing?.Code !== "ConditionalCheckFailed") throw storageError("putGroup", err);
+        // Incarnations are new on every create: finding exactly this record is our own replay.
+        return existing.Item !== undefined && sameGroup(existing.Item, record);
+      }
+    }
+    // A replace touches the state item alone, so it is a single conditional Put: half the
+    // write units of a one-item transaction, on the path every lease renewal takes. The
+    // incarnation is pinned too: a group deleted and re-created may be back at the same version.
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: state,
+          ConditionExpression: "#version = :expected AND #incarnation = :incarnation",
+          ExpressionAttributeNames: { "#version": "version", "#incarnation": "incarnation" },
+          ExpressionAttributeValues: {
+            ":expected": expectedVersion,
+            ":incarnation": record.incarnation,
+          },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw storageError("putGroup", err);
+      // A put whose answer was lost and that the SDK sent again finds its own record.
+      return err.Item !== undefined && sameGroup(err.Item, record);
+    }
+  }
+
+  async deleteGroup(name: string, incarnation: string, expectedVersion: number): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.#table,
+                Key: { pk: groupPk(name), sk: groupStateSk },
+                ConditionExpression: "#incarnation = :incarnation AND #version = :expected",
+                ExpressionAttributeNames: { "#incarnation": "incarnation", "#version": "version" },
+                ExpressionAttributeValues: {
+                  ":incarnation": incarnation,
+                  ":expected": expectedVersion,
+                },
+              },
+            },
+            {
+              Delete: { TableName: this.#table, Key: { pk: catalogPk, sk: groupCatalogSk(name) } },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      const [stateReason] = cancellationReasons(err);
+      if (stateReason?.Code === "ConditionalCheckFailed") return false;
+      throw storageError("deleteGroup", err);
+    }
+  }
+
+  async getOffsets(group: string, incarnation: string, topic?: string): Promise<CommittedOffset[]> {
+    const items = await this.#queryAll(
+      "getOffsets",
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: {
+          ":pk": groupPk(group),
+          ":prefix": topic === undefined ? offsetPrefix : offsetTopicPrefix(topic),
+        },
+      },
+      Infinity,
+    );
+    return items
+      .filter((item) => item.incarnation === incarnation)
+      .map(toOffset)
+      .sort(byTopicAndPartition);
+  }
+
+  async writeOffsets(
+    group: string,
+    guard: GroupGuard,
+    writes: OffsetWrite[],
+  ): Promise<OffsetWriteResult> {
+    checkOffsetWrites(writes, this.maxOffsetsPerWrite);
+    const pk = groupPk(group);
+    // Marks every item this call writes, as an object key marks a commit: a resend that
+    // DynamoDB cannot match to the first attempt finds it on the items (#isOwnOffsetWrite).
+    const writeId = randomBytes(12).toString("base64url");
+    const pinned =
+      "fence" in guard
+        ? { name: "fence", value: guard.fence }
+        : { name: "version", value: guard.version };
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.#table,
+                Key: { pk, sk: groupStateSk },
+                ConditionExpression: "#incarnation = :incarnation AND #pinned = :pinned",
+                ExpressionAttributeNames: { "#incarnation": "incarnation", "#pinned": pinned.name },
+                ExpressionAttributeValues: {
+                  ":incarnation": guard.incarnation,
+                  ":pinned": pinned.value,
+                },
+              },
+            },
+            ...writes.map(({ value, expected }) => ({
+              Put: {
+                TableName: this.#table,
+                Item: offsetItem(pk, guard.incarnation, writeId, value),
+                ...offsetCondition(guard.incarnation, value.topicId, expected),
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
+              },
+            })),
+          ],
+        }),
+      );
+      return { ok: true };
+    } catch (err) {
+      const [guardReason, ...offsetReasons] = cancellationReasons(err);
+      if (guardReason === undefined) throw storageError("writeOffsets", err);
+      if (await this.#isOwnOffsetWrite(pk, writeId, writes, offsetReasons)) {
+        return { ok: true };
+      }
+      if (guardReason.Code === "ConditionalCheckFailed") return { ok: false, conflict: "group" };
+      if (offsetReasons.some((r) => r.Code === "ConditionalCheckFailed")) {
+        return { ok: false, conflict: "offset" };
+      }
+      throw storageError("writeOffsets", err);
+    }
+  }
+
+  async purgeOffsets(group: string, keep?: string): Promise<number> {
+    const pk = groupPk(group);
+    const items = await this.#queryAll(
+      "purgeOffsets",
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": offsetPrefix },
+        ProjectionExpression: "sk, #incarnation",
+        ExpressionAttributeNames: { "#incarnation": "incarnation" },
+      },
+      Infinity,
+    );
+    const doomed = items.filter((item) => item.incarnation !== keep);
+    let deleted = 0;
+    // One conditional DeleteItem per item, not BatchWriteItem: a batch cannot be conditional,
+    // so an offset that a new incarnation wrote since the query would be lost with it.
+    const worker = async () => {
+      for (let item = doomed.pop(); item !== undefined; item = doomed.pop()) {
+        try {
+          await this.#doc.send(
+            new DeleteCommand({
+              TableName: this.#table,
+              Key: { pk, sk: item.sk },
+              ConditionExpression: "#incarnation = :seen",
+              ExpressionAttributeNames: { "#incarnation": "incarnation" },
+              ExpressionAttributeValues: { ":seen": item.incarnation },
+            }),
+          );
+          deleted++;
+        } catch (err) {
+          // Rewritten (or removed) since the query: no longer ours to delete.
+          if (err instanceof ConditionalCheckFailedException) continue;
+          doomed.length = 0; // stops the other workers too
+          throw storageError("purgeOffsets", err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(purgeConcurrency, doomed.length) }, worker));
+    return deleted;
+  }
+
   close(): Promise<void> {
     // The document client's own destroy() does nothing; the connections live in the client.
     if (this.#ownsClient) this.#client.destroy();
@@ -419,6 +718,53 @@ export class DynamoMetaStore implements MetaStore {
         },
       ],
     });
+  }
+
+  /**
+   * Whether a cancelled writeOffsets is a resend of itself whose first attempt succeeded: its
+   * answer was lost, and DynamoDB did not match the resend to it by ClientRequestToken (which
+   * the SDK keeps across its retries, but DynamoDB remembers for ten minutes only). A
+   * transaction is all-or-nothing, so it succeeded if every item still carries its write id;
+   * the guard is not consulted, since it held when those items were written.
+   *
+   * Equal values do not count: the same offset written again on top of itself is a new write,
+   * which its `expected` must justify.
+   */
+  async #isOwnOffsetWrite(
+    pk: string,
+    writeId: string,
+    writes: OffsetWrite[],
+    reasons: CancellationReason[],
+  ): Promise<boolean> {
+    if (writes.length === 0 || reasons.length !== writes.length) return false;
+    const unseen: OffsetWrite[] = [];
+    for (const [i, write] of writes.entries()) {
+      const reason = reasons[i]!;
+      if (reason.Code === "ConditionalCheckFailed") {
+        if (reason.Item?.writeId?.S !== writeId) return false;
+      } else if (reason.Code === "None" && write.expected === write.value.offset) {
+        // Its condition holds with our item stored too (the offset did not move), so
+        // DynamoDB returned no item: read it.
+        unseen.push(write);
+      } else {
+        return false;
+      }
+    }
+    if (unseen.length === writes.length) return false;
+    for (const { value } of unseen) {
+      const { Item } = await this.#call("writeOffsets", () =>
+        this.#doc.send(
+          new GetCommand({
+            TableName: this.#table,
+            Key: { pk, sk: offsetSk(value.topic, value.partition) },
+            ProjectionExpression: "writeId",
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      if (Item?.writeId !== writeId) return false;
+    }
+    return true;
   }
 
   /** A strongly consistent query, following pages until `limit` items or the end. */
@@ -480,6 +826,103 @@ function toEntry(item: Record<string, unknown>): IndexEntry {
     maxTimestamp: item.maxTimestamp as number,
     kind: item.kind as SegmentKind,
   };
+}
+
+function toGroup(item: Record<string, unknown>): GroupRecord {
+  return {
+    name: item.name as string,
+    incarnation: item.incarnation as string,
+    createdAt: item.createdAt as number,
+    version: item.version as number,
+    fence: item.fence as number,
+    doc: item.doc as string,
+  };
+}
+
+/** Whether a raw state item (from a failed condition) is exactly this record. */
+function sameGroup(raw: Record<string, AttributeValue>, record: GroupRecord): boolean {
+  const stored = toGroup(plainItem(raw));
+  return (
+    stored.name === record.name &&
+    stored.incarnation === record.incarnation &&
+    stored.createdAt === record.createdAt &&
+    stored.version === record.version &&
+    stored.fence === record.fence &&
+    stored.doc === record.doc
+  );
+}
+
+function offsetItem(pk: string, incarnation: string, writeId: string, value: CommittedOffset) {
+  return {
+    pk,
+    sk: offsetSk(value.topic, value.partition),
+    topic: value.topic,
+    partition: value.partition,
+    incarnation,
+    writeId,
+    topicId: value.topicId,
+    offset: value.offset,
+    metadata: value.metadata,
+    generation: value.generation,
+    memberId: value.memberId,
+    committedAt: value.committedAt,
+  };
+}
+
+/**
+ * `expected` null: no offset of this incarnation and topic id may be stored (one of another
+ * incarnation or topic id counts as none). Otherwise exactly `expected` must be.
+ */
+function offsetCondition(incarnation: string, topicId: string, expected: number | null) {
+  const ExpressionAttributeNames = { "#incarnation": "incarnation", "#topicId": "topicId" };
+  const values = { ":incarnation": incarnation, ":topicId": topicId };
+  return expected === null
+    ? {
+        ConditionExpression:
+          "attribute_not_exists(pk) OR #incarnation <> :incarnation OR #topicId <> :topicId",
+        ExpressionAttributeNames,
+        ExpressionAttributeValues: values,
+      }
+    : {
+        ConditionExpression:
+          "#incarnation = :incarnation AND #topicId = :topicId AND #offset = :expected",
+        ExpressionAttributeNames: { ...ExpressionAttributeNames, "#offset": "offset" },
+        ExpressionAttributeValues: { ...values, ":expected": expected },
+      };
+}
+
+/** Absent and NULL attributes both read as null. */
+function toOffset(item: Record<string, unknown>): CommittedOffset {
+  return {
+    topic: item.topic as string,
+    partition: item.partition as number,
+    topicId: item.topicId as string,
+    offset: item.offset as number,
+    metadata: (item.metadata ?? null) as string | null,
+    generation: (item.generation ?? null) as number | null,
+    memberId: (item.memberId ?? null) as string | null,
+    committedAt: item.committedAt as number,
+  };
+}
+
+function byTopicAndPartition(a: CommittedOffset, b: CommittedOffset): number {
+  if (a.topic !== b.topic) return a.topic < b.topic ? -1 : 1;
+  return a.partition - b.partition;
+}
+
+/**
+ * The scalar attributes of a raw item, as the document client would give them: cancellation
+ * reasons and condition failures carry raw attribute values, since it leaves errors alone.
+ */
+function plainItem(raw: Record<string, AttributeValue>): Record<string, unknown> {
+  const plain: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (value.S !== undefined) plain[name] = value.S;
+    else if (value.N !== undefined) plain[name] = Number(value.N);
+    else if (value.NULL) plain[name] = null;
+    else if (value.BOOL !== undefined) plain[name] = value.BOOL;
+  }
+  return plain;
 }
 
 /** Cancellation reasons carry raw attribute values: the document client leaves errors alone. */

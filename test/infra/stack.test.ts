@@ -242,6 +242,7 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
             SLUICE_TABLE: { Ref: logicalId(s, s.stack.table) },
             SLUICE_MAX_WAIT_MS: "20000",
             SLUICE_MAX_REQUEST_BYTES: "6000000",
+            SLUICE_MAX_FETCH_BYTES: "4000000",
             NODE_OPTIONS: "--enable-source-maps",
             LOG_LEVEL: "info",
           }),
@@ -269,6 +270,7 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         [key(s.stack.bucket.arnForObjects("*"))]: ["s3:GetObject", "s3:PutObject"],
         [key(s.stack.bucket.bucketArn)]: ["s3:ListBucket"],
         [key(s.stack.table.tableArn)]: [
+          "dynamodb:ConditionCheckItem",
           "dynamodb:DeleteItem",
           "dynamodb:GetItem",
           "dynamodb:PutItem",
@@ -298,6 +300,8 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
       const dynamoCommands: Record<string, string | null> = {
         GetCommand: "dynamodb:GetItem",
         QueryCommand: "dynamodb:Query",
+        PutCommand: "dynamodb:PutItem",
+        DeleteCommand: "dynamodb:DeleteItem",
         // Authorized per item action, below: there is no TransactWriteItems IAM action.
         TransactWriteCommand: null,
         CreateTableCommand: null,

@@ -1,18 +1,30 @@
 import { randomUUID } from "node:crypto";
 import {
+  type AttributeValue,
   type DynamoDBClient,
   PutItemCommand,
   ResourceNotFoundException,
+  ConditionalCheckFailedException,
   ThrottlingException,
   TransactionCanceledException,
+  TransactionConflictException,
   type CancellationReason,
 } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type TransactWriteCommandInput,
+  TransactWriteCommand,
+} from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { topicConfigDefaults } from "../../src/config.js";
 import { isSluiceError } from "../../src/errors.js";
 import { DynamoMetaStore, ensureTable } from "../../src/meta/dynamodb.js";
+import type { CommittedOffset, GroupRecord, OffsetWrite } from "../../src/meta/group-store.js";
 import type { CommitRequest, IndexEntry, TopicMeta } from "../../src/meta/meta-store.js";
 import { MemoryObjectStore } from "../../src/storage/memory.js";
 import { makeHarness } from "../support/harness.js";
@@ -118,6 +130,62 @@ function loseNextCommitAnswer(
   }
   return fault;
 }
+
+/**
+ * Lets the next TransactWriteItems reach DynamoDB, drops its answer, and sends it once more,
+ * serialized anew: the resend carries a new ClientRequestToken, so DynamoDB cannot answer it
+ * with the first attempt's success (as after its ten-minute idempotency window). `between`
+ * runs after the first attempt has landed.
+ */
+function resendNextTransaction(faulty: DynamoDBClient, between?: () => Promise<void>) {
+  const fault = { armed: false, resent: 0, resendError: undefined as string | undefined };
+  faulty.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (!fault.armed || context.commandName !== "TransactWriteItemsCommand") return next(args);
+      fault.armed = false;
+      await next(args);
+      await between?.();
+      fault.resent++;
+      try {
+        return await next(args);
+      } catch (err) {
+        fault.resendError = (err as Error).name;
+        throw err;
+      }
+    },
+    { step: "initialize", name: "resendTransaction" },
+  );
+  return fault;
+}
+
+const group = (): GroupRecord => ({
+  name: `faults-group-${randomUUID().slice(0, 8)}`,
+  incarnation: randomUUID(),
+  createdAt: 1_700_000_000_000,
+  version: 1,
+  fence: 0,
+  doc: '{"generation":1}',
+});
+
+const committed = (topic: string, partition: number, offset: number): CommittedOffset => ({
+  topic,
+  partition,
+  topicId: "topic-id",
+  offset,
+  metadata: `at ${offset}`,
+  generation: 1,
+  memberId: "member-a",
+  committedAt: Date.now(),
+});
+
+/** A document-client item as DynamoDB returns it raw, in a cancellation reason. */
+const rawItem = (item: Record<string, unknown>): Record<string, AttributeValue> =>
+  Object.fromEntries(
+    Object.entries(item).map(([k, v]): [string, AttributeValue] => [
+      k,
+      v === null ? { NULL: true } : typeof v === "number" ? { N: String(v) } : { S: v as string },
+    ]),
+  );
 
 /** Stubs the prototype, so every document client, the adapter's included, answers from it. */
 const mockDynamo = () => mockClient(DynamoDBDocumentClient);
@@ -239,6 +307,153 @@ describe("DynamoMetaStore with DynamoDB answers injected", () => {
     );
   });
 
+  it("reports throttling of a group write as storage_unavailable and changes nothing", async () => {
+    const g = group();
+    expect(await store.putGroup(g, null)).toBe(true);
+    ddb = mockDynamo();
+    const throttled = new ThrottlingException({ message: "Rate exceeded", $metadata: {} });
+    ddb.on(TransactWriteCommand).rejects(throttled).on(PutCommand).rejects(throttled);
+
+    for (const write of [
+      () => store.putGroup({ ...g, version: 2, doc: "{}" }, 1),
+      () => store.putGroup(group(), null),
+      () => store.deleteGroup(g.name, g.incarnation, 1),
+      () =>
+        store.writeOffsets(g.name, { incarnation: g.incarnation, fence: 0 }, [
+          { value: committed("t", 0, 1), expected: null },
+        ]),
+    ]) {
+      const err = await write().catch((e: unknown) => e);
+      expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+      expect((err as Error).cause).toBe(throttled);
+    }
+
+    ddb.restore();
+    expect(await store.getGroup(g.name)).toEqual(g);
+    expect(await store.getOffsets(g.name, g.incarnation)).toEqual([]);
+  });
+
+  it("reports a replace that met a transaction in flight as storage_unavailable", async () => {
+    const g = group();
+    ddb = mockDynamo();
+    ddb.on(PutCommand).rejects(
+      new TransactionConflictException({
+        message: "Transaction is ongoing for the item",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const err = await store.putGroup({ ...g, version: 2 }, 1).catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+  });
+
+  it("reports offsets cancelled by a transaction conflict as storage_unavailable", async () => {
+    const g = group();
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejects(canceled({ Code: "None" }, { Code: "TransactionConflict" }));
+    const err = await store
+      .writeOffsets(g.name, { incarnation: g.incarnation, version: 1 }, [
+        { value: committed("t", 0, 1), expected: null },
+      ])
+      .catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+  });
+
+  it("takes an offset write cancelled by its own items for a replay, and equal values for none", async () => {
+    const g = group();
+    const guard = { incarnation: g.incarnation, fence: 3 };
+    const writes: OffsetWrite[] = [
+      { value: committed("t", 0, 5), expected: 2 },
+      { value: committed("t", 1, 8), expected: null },
+    ];
+    /** What DynamoDB answers when every item already holds what `input` writes. */
+    const ownItems = (input: TransactWriteCommandInput, guardCode: string, change = {}) =>
+      canceled(
+        { Code: guardCode },
+        ...input.TransactItems!.slice(1).map((item) => ({
+          Code: "ConditionalCheckFailed",
+          Item: rawItem({ ...item.Put!.Item, ...change }),
+        })),
+      );
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .callsFakeOnce((input: TransactWriteCommandInput) => {
+        throw ownItems(input, "None");
+      })
+      // Written while the guard held; the fence moved since. Still our success.
+      .callsFakeOnce((input: TransactWriteCommandInput) => {
+        throw ownItems(input, "ConditionalCheckFailed");
+      })
+      // The very same values, but stored by another call: this one's `expected` was wrong.
+      .callsFakeOnce((input: TransactWriteCommandInput) => {
+        throw ownItems(input, "None", { writeId: "another-call" });
+      });
+
+    expect(await store.writeOffsets(g.name, guard, writes)).toEqual({ ok: true });
+    expect(await store.writeOffsets(g.name, guard, writes)).toEqual({ ok: true });
+    expect(await store.writeOffsets(g.name, guard, writes)).toEqual({
+      ok: false,
+      conflict: "offset",
+    });
+  });
+
+  it("takes a replace cancelled by exactly its own record for a replay", async () => {
+    const g = group();
+    const v2 = { ...g, version: 2, doc: '{"generation":2}' };
+    const stored = (record: GroupRecord) =>
+      Object.assign(
+        new ConditionalCheckFailedException({
+          message: "The conditional request failed",
+          $metadata: { httpStatusCode: 400 },
+        }),
+        { Item: rawItem({ pk: `group#${record.name}`, sk: "state", ...record }) },
+      );
+    ddb = mockDynamo();
+    ddb
+      .on(PutCommand)
+      .rejectsOnce(stored(v2))
+      .rejectsOnce(stored({ ...v2, doc: '{"generation":2,"other":true}' }))
+      .rejectsOnce(stored({ ...v2, incarnation: randomUUID() }));
+
+    expect(await store.putGroup(v2, 1)).toBe(true);
+    expect(await store.putGroup(v2, 1)).toBe(false);
+    expect(await store.putGroup(v2, 1)).toBe(false);
+  });
+
+  it("purges only what it still finds as it was, and reports a throttled purge", async () => {
+    const g = group();
+    const items = ["t#0000", "t#0001", "t#0002"].map((p) => ({
+      pk: `group#${g.name}`,
+      sk: `offset#${p}`,
+      incarnation: "old",
+    }));
+    const rewritten = new ConditionalCheckFailedException({
+      message: "The conditional request failed",
+      $metadata: { httpStatusCode: 400 },
+    });
+    ddb = mockDynamo();
+    ddb.on(QueryCommand).resolves({ Items: items });
+    ddb
+      .on(DeleteCommand)
+      .resolvesOnce({})
+      // Another incarnation's commit replaced this one since the query: not ours to delete.
+      .rejectsOnce(rewritten)
+      .resolvesOnce({})
+      .rejects(new ThrottlingException({ message: "Rate exceeded", $metadata: {} }));
+
+    expect(await store.purgeOffsets(g.name, g.incarnation)).toBe(2);
+    const deletes = ddb.commandCalls(DeleteCommand).map((c) => c.args[0].input);
+    expect(deletes.map((d) => d.ExpressionAttributeValues)).toEqual(
+      items.map(() => ({ ":seen": "old" })),
+    );
+    expect(deletes.map((d) => d.Key!.sk).sort()).toEqual(items.map((i) => i.sk));
+
+    const err = await store.purgeOffsets(g.name).catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+  });
+
   it("tells unavailable from broken for reads", async () => {
     ddb = mockDynamo();
     ddb
@@ -341,5 +556,82 @@ describe("DynamoMetaStore against DynamoDB Local with faults", () => {
       await h.log.close();
       await meta.close();
     }
+  });
+
+  it("writes offsets once when the SDK resends a transaction whose answer it lost", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const fault = loseNextCommitAnswer(faulty, { insideRetries: true });
+    const store = new DynamoMetaStore({ table, client: faulty });
+    const g = group();
+    expect(await store.putGroup(g, null)).toBe(true);
+    const values = [committed("t", 0, 4), committed("t", 1, 9)];
+
+    fault.armed = true;
+    expect(
+      await store.writeOffsets(
+        g.name,
+        { incarnation: g.incarnation, fence: 0 },
+        values.map((value) => ({ value, expected: null })),
+      ),
+    ).toEqual({ ok: true });
+    expect(fault.lost).toBe(1);
+    expect(await store.getOffsets(g.name, g.incarnation)).toEqual(values);
+    await store.close();
+  });
+
+  it("recognizes its own offsets when a resend cannot be matched by its token", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const writer = new DynamoMetaStore({ table, client });
+    const g = group();
+    expect(await writer.putGroup(g, null)).toBe(true);
+    const guard = { incarnation: g.incarnation, fence: 0 };
+    const before = [committed("t", 0, 4), committed("t", 1, 9)];
+    await writer.writeOffsets(
+      g.name,
+      guard,
+      before.map((value) => ({ value, expected: null })),
+    );
+    // Between the first attempt and the resend a member lost a partition: the fence moved.
+    const fenced = { ...g, version: 2, fence: 1 };
+    const fault = resendNextTransaction(faulty, async () => {
+      expect(await writer.putGroup(fenced, 1)).toBe(true);
+    });
+    const store = new DynamoMetaStore({ table, client: faulty });
+
+    const writes: OffsetWrite[] = [
+      { value: committed("t", 0, 6), expected: 4 },
+      // Only the metadata changes: its condition still holds after the first attempt.
+      { value: { ...committed("t", 1, 9), metadata: "again" }, expected: 9 },
+      { value: committed("t", 2, 1), expected: null },
+    ];
+    fault.armed = true;
+    expect(await store.writeOffsets(g.name, guard, writes)).toEqual({ ok: true });
+    expect(fault.resent).toBe(1);
+    expect(fault.resendError).toBe("TransactionCanceledException");
+    expect(await store.getOffsets(g.name, g.incarnation)).toEqual(writes.map((w) => w.value));
+
+    // The same call made again by the caller is a new write: its `expected` is now stale.
+    expect(await store.writeOffsets(g.name, { ...guard, fence: 1 }, writes)).toEqual({
+      ok: false,
+      conflict: "offset",
+    });
+    await store.close();
+    await writer.close();
+  });
+
+  it("recognizes its own group write when a resend cannot be matched by its token", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const fault = resendNextTransaction(faulty);
+    const store = new DynamoMetaStore({ table, client: faulty });
+    const g = group();
+
+    fault.armed = true;
+    expect(await store.putGroup(g, null)).toBe(true);
+    expect(fault.resendError).toBe("TransactionCanceledException");
+    expect(await store.getGroup(g.name)).toEqual(g);
+    expect((await store.listGroups()).filter((x) => x.name === g.name)).toHaveLength(1);
+    // Another create of the same name is not a replay: a new incarnation.
+    expect(await store.putGroup({ ...g, incarnation: randomUUID() }, null)).toBe(false);
+    await store.close();
   });
 });

@@ -1,9 +1,16 @@
 import { randomUUID } from "node:crypto";
-import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { topicConfigDefaults } from "../../src/config.js";
 import { DynamoMetaStore, ensureTable } from "../../src/meta/dynamodb.js";
+import type { CommittedOffset, GroupRecord } from "../../src/meta/group-store.js";
 import type { TopicMeta } from "../../src/meta/meta-store.js";
+import { groupStoreContract } from "../contract/group-store.case.js";
 import { metaStoreContract } from "../contract/meta-store.case.js";
 import {
   type DynamoEndpoint,
@@ -32,6 +39,12 @@ metaStoreContract("dynamodb", () =>
     cleanup: () => Promise.resolve(),
   }),
 );
+
+// The same table as the topics: groups share the catalog partition with them.
+groupStoreContract("dynamodb", () => {
+  const store = new DynamoMetaStore({ table, client });
+  return Promise.resolve({ store, cleanup: () => store.close() });
+});
 
 const topic = (partitions = 2): TopicMeta => ({
   name: `dynamo-${randomUUID().slice(0, 8)}`,
@@ -151,5 +164,140 @@ describe("DynamoMetaStore", () => {
     } finally {
       vi.unstubAllEnvs();
     }
+  });
+});
+
+describe("DynamoMetaStore groups", () => {
+  const raw = async (pk: string, sk: string) =>
+    (
+      await client.send(
+        new GetItemCommand({
+          TableName: table,
+          Key: { pk: { S: pk }, sk: { S: sk } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item;
+
+  const group = (): GroupRecord => ({
+    name: `dynamo-group-${randomUUID().slice(0, 8)}`,
+    incarnation: randomUUID(),
+    createdAt: 1_700_000_000_000,
+    version: 1,
+    fence: 0,
+    doc: '{"generation":0}',
+  });
+
+  const offset = (topic: string, partition: number, metadata: string | null = null) =>
+    ({
+      topic,
+      partition,
+      topicId: "topic-id",
+      offset: partition,
+      metadata,
+      generation: null,
+      memberId: null,
+      committedAt: 1_700_000_000_001,
+    }) satisfies CommittedOffset;
+
+  it("keeps the documented single-table layout", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const g = group();
+    const t = topic();
+    await store.createTopic(t);
+    expect(await store.putGroup(g, null)).toBe(true);
+    expect(
+      await store.writeOffsets(g.name, { incarnation: g.incarnation, fence: 0 }, [
+        { value: offset("orders", 7), expected: null },
+        { value: { ...offset("orders", 12), generation: 3, memberId: "m" }, expected: null },
+      ]),
+    ).toEqual({ ok: true });
+
+    expect(await raw(`group#${g.name}`, "state")).toEqual({
+      pk: { S: `group#${g.name}` },
+      sk: { S: "state" },
+      name: { S: g.name },
+      incarnation: { S: g.incarnation },
+      createdAt: { N: String(g.createdAt) },
+      version: { N: "1" },
+      fence: { N: "0" },
+      doc: { S: g.doc },
+    });
+    expect(await raw("catalog", `group#${g.name}`)).toEqual({
+      pk: { S: "catalog" },
+      sk: { S: `group#${g.name}` },
+      name: { S: g.name },
+      incarnation: { S: g.incarnation },
+      createdAt: { N: String(g.createdAt) },
+    });
+    // Zero-padded partitions, nulls stored as NULL, and the id of the write that stored it.
+    const seven = await raw(`group#${g.name}`, "offset#orders#0007");
+    expect(seven).toMatchObject({
+      incarnation: { S: g.incarnation },
+      topicId: { S: "topic-id" },
+      offset: { N: "7" },
+      metadata: { NULL: true },
+      generation: { NULL: true },
+      memberId: { NULL: true },
+      committedAt: { N: "1700000000001" },
+      writeId: { S: expect.any(String) },
+    });
+    expect(await raw(`group#${g.name}`, "offset#orders#0012")).toMatchObject({
+      generation: { N: "3" },
+      memberId: { S: "m" },
+      writeId: seven?.writeId,
+    });
+
+    // The catalog holds both kinds; each list sees its own.
+    expect((await store.listTopics()).map((x) => x.name)).toContain(t.name);
+    expect((await store.listTopics()).map((x) => x.name)).not.toContain(g.name);
+    expect((await store.listGroups()).map((x) => x.name)).toContain(g.name);
+    expect((await store.listGroups()).map((x) => x.name)).not.toContain(t.name);
+
+    expect(await store.deleteGroup(g.name, g.incarnation, 1)).toBe(true);
+    expect(await raw(`group#${g.name}`, "state")).toBeUndefined();
+    expect(await raw("catalog", `group#${g.name}`)).toBeUndefined();
+    await store.close();
+  });
+
+  it("reads and purges offsets across query pages, in order", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const old = group();
+    expect(await store.putGroup(old, null)).toBe(true);
+    // 3 x 99 offsets of ~4 KB each: more than the 1 MB one Query page returns.
+    const metadata = "m".repeat(4000);
+    const values = Array.from({ length: 3 * store.maxOffsetsPerWrite }, (_, i) =>
+      offset(`t${i % 3}`, Math.floor(i / 3), metadata),
+    );
+    for (let i = 0; i < values.length; i += store.maxOffsetsPerWrite) {
+      const chunk = values.slice(i, i + store.maxOffsetsPerWrite);
+      const writes = chunk.map((value) => ({ value, expected: null }));
+      expect(
+        await store.writeOffsets(old.name, { incarnation: old.incarnation, version: 1 }, writes),
+      ).toEqual({ ok: true });
+    }
+    const firstPage = await client.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": { S: `group#${old.name}` } },
+        ConsistentRead: true,
+      }),
+    );
+    expect(firstPage.LastEvaluatedKey).toBeDefined();
+
+    const expected = [...values].sort((a, b) =>
+      a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
+    );
+    expect(await store.getOffsets(old.name, old.incarnation)).toEqual(expected);
+
+    // Re-created: the old incarnation's offsets are all purged, the group's state stays.
+    expect(await store.deleteGroup(old.name, old.incarnation, 1)).toBe(true);
+    const current = { ...group(), name: old.name };
+    expect(await store.putGroup(current, null)).toBe(true);
+    expect(await store.purgeOffsets(old.name, current.incarnation)).toBe(values.length);
+    expect(await store.getOffsets(old.name, old.incarnation)).toEqual([]);
+    expect(await store.getGroup(old.name)).toEqual(current);
+    await store.close();
   });
 });
