@@ -9,6 +9,8 @@ import { s3Endpoint } from "./support/standins/s3.js";
 export default async function setup(): Promise<() => Promise<void>> {
   const stops: (() => Promise<void>)[] = [];
   process.env.AWS_REGION ??= "us-east-1";
+  // The SDK's notice that it will need Node 22 from 2027 would repeat in every worker's output.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   try {
     if (!process.env.AWS_ENDPOINT_URL_S3) {
       const s3 = await s3Endpoint();
