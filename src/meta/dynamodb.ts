@@ -259,29 +259,12 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
   }
 
   async getTopic(name: string): Promise<TopicMeta | undefined> {
-    const { Item } = await this.#call("getTopic", () =>
-      this.#doc.send(
-        new GetCommand({
-          TableName: this.#table,
-          Key: { pk: topicPk(name), sk: topicMetaSk },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return Item && toTopic(Item);
+    const item = await this.#getItem("getTopic", { pk: topicPk(name), sk: topicMetaSk });
+    return item && toTopic(item);
   }
 
   async listTopics(): Promise<TopicMeta[]> {
-    const items = await this.#queryAll(
-      "listTopics",
-      {
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": catalogPk, ":prefix": catalogSk("") },
-      },
-      Infinity,
-    );
-    // Sort keys are compared as UTF-8 bytes; names are ASCII, so this is name order.
-    return items.map(toTopic);
+    return (await this.#queryCatalog("listTopics", catalogSk(""))).map(toTopic);
   }
 
   async deleteTopic(name: string, id: string): Promise<boolean> {
@@ -418,28 +401,12 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
   readonly maxOffsetsPerWrite = maxTransactItems - 1;
 
   async getGroup(name: string): Promise<GroupRecord | undefined> {
-    const { Item } = await this.#call("getGroup", () =>
-      this.#doc.send(
-        new GetCommand({
-          TableName: this.#table,
-          Key: { pk: groupPk(name), sk: groupStateSk },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return Item && toGroup(Item);
+    const item = await this.#getItem("getGroup", { pk: groupPk(name), sk: groupStateSk });
+    return item && toGroup(item);
   }
 
   async listGroups(): Promise<GroupSummary[]> {
-    const items = await this.#queryAll(
-      "listGroups",
-      {
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": catalogPk, ":prefix": groupCatalogSk("") },
-      },
-      Infinity,
-    );
-    // Sort keys are compared as UTF-8 bytes; names are ASCII, so this is name order.
+    const items = await this.#queryCatalog("listGroups", groupCatalogSk(""));
     return items.map((item) => ({
       name: item.name as string,
       incarnation: item.incarnation as string,
@@ -765,6 +732,32 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
       if (Item?.writeId !== writeId) return false;
     }
     return true;
+  }
+
+  /** A strongly consistent read of one item. */
+  async #getItem(
+    action: string,
+    key: { pk: string; sk: string },
+  ): Promise<Record<string, unknown> | undefined> {
+    const { Item } = await this.#call(action, () =>
+      this.#doc.send(new GetCommand({ TableName: this.#table, Key: key, ConsistentRead: true })),
+    );
+    return Item;
+  }
+
+  /**
+   * The catalog entries under one prefix (topics or groups). Sort keys compare as UTF-8 bytes
+   * and names are ASCII, so the result is in name order.
+   */
+  #queryCatalog(action: string, prefix: string): Promise<Record<string, unknown>[]> {
+    return this.#queryAll(
+      action,
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": catalogPk, ":prefix": prefix },
+      },
+      Infinity,
+    );
   }
 
   /** A strongly consistent query, following pages until `limit` items or the end. */
