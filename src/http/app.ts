@@ -1,14 +1,15 @@
 import { OpenAPIHono, createRoute, type z } from "@hono/zod-openapi";
-import type { TypedResponse } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SluiceError } from "../errors.js";
+import { GroupService, groupStoreOf } from "../groups/service.js";
 import { logger as defaultLogger, type Logger } from "../logger.js";
 import type { SluiceLog } from "../log/log.js";
 import { toErrorResponse, validationError } from "./errors.js";
+import { registerGroupRoutes } from "./groups.js";
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, errors, json, prebuiltJson } from "./openapi.js";
 import { fetchResponseJson, toProduceRecord } from "./records.js";
 import {
   CreateTopicBody,
-  ErrorOut,
   FetchOut,
   FetchQuery,
   PartitionParams,
@@ -25,18 +26,9 @@ export interface AppOptions {
   /** Request bodies over this size are refused before they are parsed. */
   maxRequestBytes: number;
   logger?: Logger;
+  /** Consumer groups; by default served from the log's metadata table at the system clock. */
+  groups?: GroupService;
 }
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-
-const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [s, json(ErrorOut, "error")]));
-
-const DEFAULT_MAX_RECORDS = 500;
-const DEFAULT_MAX_BYTES = 1024 * 1024;
 
 const routes = {
   createTopic: createRoute({
@@ -81,12 +73,6 @@ const routes = {
     responses: { 200: json(FetchOut, "records from the offset"), ...errors(400, 404, 416, 503) },
   }),
 };
-
-/** A JSON body serialized by hand; the type records which schema the text follows. */
-function prebuiltJson<T>(text: string): TypedResponse<T, 200, "json"> {
-  const response = new Response(text, { headers: { "content-type": "application/json" } });
-  return response as unknown as TypedResponse<T, 200, "json">;
-}
 
 export function createApp(options: AppOptions): OpenAPIHono {
   const { log } = options;
@@ -172,6 +158,11 @@ export function createApp(options: AppOptions): OpenAPIHono {
     });
     return prebuiltJson<z.output<typeof FetchOut>>(fetchResponseJson(result));
   });
+
+  registerGroupRoutes(
+    app,
+    options.groups ?? new GroupService({ log, meta: groupStoreOf(log.meta), logger }),
+  );
 
   app.doc31("/v1/openapi.json", {
     openapi: "3.1.0",

@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import type { ProduceRecord } from "../log/log.js";
-import type { ReadResult } from "../log/reader.js";
+import type { ReadRecord, ReadResult } from "../log/reader.js";
 import type { ProduceRecordIn } from "./schemas.js";
 
 const utf8 = new TextEncoder();
@@ -33,7 +33,12 @@ export function toProduceRecord(input: z.output<typeof ProduceRecordIn>): Produc
  * record on the hottest read path.
  */
 export function fetchResponseJson(result: ReadResult): string {
-  const parts = result.records.map((r) => {
+  return `{"records":${recordsJson(result.records)},"nextOffset":${result.nextOffset},"logEndOffset":${result.head.logEndOffset}}`;
+}
+
+/** A JSON array of records, as every fetch answer carries them. */
+export function recordsJson(records: readonly ReadRecord[]): string {
+  const parts = records.map((r) => {
     const key =
       r.key === null
         ? '"key":null'
@@ -46,5 +51,5 @@ export function fetchResponseJson(result: ReadResult): string {
         : `"valueBase64":"${Buffer.from(r.value).toString("base64")}"`;
     return `{"offset":${r.offset},"timestamp":${r.timestamp},${key},${value},"headers":${JSON.stringify(r.headers)}}`;
   });
-  return `{"records":[${parts.join(",")}],"nextOffset":${result.nextOffset},"logEndOffset":${result.head.logEndOffset}}`;
+  return `[${parts.join(",")}]`;
 }

@@ -154,3 +154,194 @@ export const ErrorOut = z
     }),
   })
   .openapi("Error");
+
+/* Consumer groups (docs/rfcs/0002-consumer-groups.md §3). */
+
+export const GroupName = nameSchema("group").openapi({
+  description: "the topic rule: 1-249 of [a-zA-Z0-9._-]",
+  example: "billing",
+});
+
+/** Client-chosen member ids travel in paths, so they keep to a path-safe alphabet. */
+const MemberId = z
+  .string()
+  .regex(/^[a-zA-Z0-9._-]{1,128}$/)
+  .openapi({ description: "1-128 of [a-zA-Z0-9._-]", example: "01J9ZK8Q3R5W7Y9A1C3E5G7J9K" });
+
+export const GroupParams = z.object({
+  group: GroupName.openapi({ param: { name: "group", in: "path" } }),
+});
+
+export const MemberParams = GroupParams.extend({
+  memberId: MemberId.openapi({ param: { name: "memberId", in: "path" } }),
+});
+
+const PartitionNumber = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_PARTITIONS - 1);
+const Subscription = z.array(TopicName).min(1).max(100);
+
+const TopicPartitionIn = z.object({ topic: TopicName, partition: PartitionNumber }).strict();
+
+export const JoinBody = z
+  .object({
+    topics: Subscription,
+    memberId: MemberId.optional().openapi({
+      description: "chosen by the client so that a join whose answer was lost can be retried",
+    }),
+    clientId: z.string().max(255).nullable().optional(),
+    sessionTimeoutMs: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: "6000-300000, default 30000" }),
+    resetPolicy: z.enum(["earliest", "latest"]).optional().openapi({
+      description: 'where a partition without a committed offset starts; default "latest"',
+    }),
+  })
+  .strict()
+  .openapi("JoinGroupRequest");
+
+export const HeartbeatBody = z
+  .object({
+    released: z.array(TopicPartitionIn).max(4096).optional().openapi({
+      description: "revoking partitions whose processed position is committed",
+    }),
+    topics: Subscription.optional().openapi({ description: "a new subscription" }),
+  })
+  .strict()
+  .openapi("HeartbeatRequest");
+
+export const GroupFetchBody = z
+  .object({
+    maxRecords: z.number().int().min(1).max(100_000).optional().openapi({ description: "500" }),
+    maxBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024)
+      .optional()
+      .openapi({ description: "1 MiB" }),
+    waitMs: z.number().int().min(0).optional(),
+    autoCommit: z.boolean().optional().openapi({
+      description: "commit the returned positions before answering: at-most-once for the batch",
+    }),
+  })
+  .strict()
+  .openapi("GroupFetchRequest");
+
+export const CommitBody = z
+  .object({
+    offsets: z
+      .array(
+        z
+          .object({
+            topic: TopicName,
+            partition: PartitionNumber,
+            offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+            metadata: z.string().nullable().optional().openapi({ description: "at most 4 KiB" }),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(500),
+    memberId: MemberId.optional(),
+    generation: z.number().int().min(0).optional(),
+    rewind: z.boolean().optional(),
+  })
+  .strict()
+  .openapi("CommitRequest");
+
+export const ResetBody = z
+  .object({
+    to: z.enum(["earliest", "latest", "timestamp", "offset"]),
+    timestamp: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    topic: TopicName.optional(),
+    partitions: z.array(PartitionNumber).min(1).max(MAX_PARTITIONS).optional(),
+    dryRun: z.boolean().optional(),
+  })
+  .strict()
+  .openapi("ResetOffsetsRequest");
+
+const TopicPartitionOut = z.object({ topic: z.string(), partition: z.number().int() });
+const GroupStateOut = z.enum(["empty", "reconciling", "stable"]);
+
+export const MemberView = z
+  .object({
+    memberId: z.string(),
+    generation: z.number().int(),
+    state: GroupStateOut,
+    assignments: z.array(TopicPartitionOut),
+    revoking: z.array(TopicPartitionOut),
+    pending: z.array(TopicPartitionOut),
+    heartbeatIntervalMs: z.number().int(),
+    leaseExpiresInMs: z.number().int(),
+  })
+  .openapi("MemberView");
+
+export const GroupFetchOut = MemberView.extend({
+  partitions: z.array(
+    TopicPartitionOut.extend({
+      records: z.array(RecordOut),
+      nextOffset: z.number().int(),
+      logEndOffset: z.number().int(),
+      reset: z.object({ from: z.number().int().nullable(), to: z.number().int() }).optional(),
+    }),
+  ),
+}).openapi("GroupFetchResponse");
+
+export const CommitOut = z
+  .object({
+    offsets: z.array(TopicPartitionOut.extend({ offset: z.number().int(), moved: z.boolean() })),
+  })
+  .openapi("CommitResponse");
+
+export const ResetOut = z
+  .object({
+    dryRun: z.boolean(),
+    offsets: z.array(
+      TopicPartitionOut.extend({
+        previousOffset: z.number().int().nullable(),
+        offset: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("ResetOffsetsResponse");
+
+export const GroupDescription = z
+  .object({
+    group: z.string(),
+    state: GroupStateOut,
+    generation: z.number().int(),
+    resetPolicy: z.enum(["earliest", "latest"]),
+    members: z.array(
+      z.object({
+        memberId: z.string(),
+        clientId: z.string().nullable(),
+        topics: z.array(z.string()),
+        leaseExpiresInMs: z.number().int(),
+        assignments: z.array(TopicPartitionOut),
+        revoking: z.array(TopicPartitionOut),
+        pending: z.array(TopicPartitionOut),
+      }),
+    ),
+    partitions: z.array(
+      TopicPartitionOut.extend({
+        currentOffset: z.number().int().nullable(),
+        logStartOffset: z.number().int(),
+        logEndOffset: z.number().int(),
+        lag: z.number().int(),
+        memberId: z.string().nullable(),
+        metadata: z.string().nullable(),
+      }),
+    ),
+    totalLag: z.number().int(),
+  })
+  .openapi("GroupDescription");
+
+export const GroupList = z
+  .object({ groups: z.array(z.object({ group: z.string(), createdAt: z.number().int() })) })
+  .openapi("GroupList");

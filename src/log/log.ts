@@ -10,6 +10,7 @@ import { Metrics } from "./metrics.js";
 import { partitionForKey } from "./murmur2.js";
 import { AppendNotifier } from "./notifier.js";
 import { ObjectCache } from "./object-cache.js";
+import { offsetForTimestamp } from "./offsets.js";
 import { PartitionWriter } from "./partition-writer.js";
 import { readPartition, type ReadLimits, type ReadResult } from "./reader.js";
 import { Topics } from "./topics.js";
@@ -133,6 +134,22 @@ export class SluiceLog {
         options.signal,
       );
     }
+  }
+
+  /** The metadata table, for services that keep their own items in it beside the log's. */
+  get meta(): MetaStore {
+    return this.deps.meta;
+  }
+
+  /** Upper bound of a fetch's wait, which callers waiting on several partitions share. */
+  get maxWaitMs(): number {
+    return this.deps.config.maxWaitMs;
+  }
+
+  /** The first offset whose record timestamp is ≥ `timestamp`, else the log-end offset. */
+  offsetForTimestamp(topic: TopicMeta, partition: number, timestamp: number): Promise<number> {
+    assertPartition(topic, partition);
+    return offsetForTimestamp(this.deps.meta, this.cache, topic.id, partition, timestamp);
   }
 
   /** One garbage-collection pass (see maintenance.ts); safe to run from several places at once. */

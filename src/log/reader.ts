@@ -84,7 +84,8 @@ export async function readPartition(
   return { records, nextOffset: next, head };
 }
 
-function recordSize(record: LogRecord): number {
+/** The size a fetch's maxBytes counts: payload bytes, not the encoding's. */
+export function recordSize(record: LogRecord): number {
   let size = record.value.byteLength + (record.key?.byteLength ?? 0);
   for (const [k, v] of Object.entries(record.headers)) size += k.length + v.length;
   return size;

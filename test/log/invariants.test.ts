@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SluiceError } from "../../src/errors.js";
+import type { GroupStore } from "../../src/meta/group-store.js";
 import type { CommitRequest, CommitResult, MetaStore } from "../../src/meta/meta-store.js";
 import { DelegatingMetaStore } from "../support/delegating-meta.js";
 import { makeHarness, type Harness } from "../support/harness.js";
@@ -12,7 +13,7 @@ class GatedMetaStore extends DelegatingMetaStore {
   private open!: () => void;
   private gate!: Promise<void>;
 
-  constructor(inner: MetaStore) {
+  constructor(inner: MetaStore & GroupStore) {
     super(inner);
     this.reset();
   }

@@ -1,4 +1,13 @@
 import type {
+  CommittedOffset,
+  GroupGuard,
+  GroupRecord,
+  GroupStore,
+  GroupSummary,
+  OffsetWrite,
+  OffsetWriteResult,
+} from "../../src/meta/group-store.js";
+import type {
   CommitRequest,
   CommitResult,
   IndexEntry,
@@ -7,9 +16,12 @@ import type {
   TopicMeta,
 } from "../../src/meta/meta-store.js";
 
-/** Forwards every call to another MetaStore; tests subclass it to intercept one operation. */
-export class DelegatingMetaStore implements MetaStore {
-  constructor(protected readonly inner: MetaStore) {}
+/**
+ * Forwards every call to another store (both ports of the metadata table); tests subclass it to
+ * intercept one operation.
+ */
+export class DelegatingMetaStore implements MetaStore, GroupStore {
+  constructor(protected readonly inner: MetaStore & GroupStore) {}
 
   createTopic(topic: TopicMeta): Promise<void> {
     return this.inner.createTopic(topic);
@@ -39,5 +51,33 @@ export class DelegatingMetaStore implements MetaStore {
   }
   close(): Promise<void> {
     return this.inner.close();
+  }
+  getGroup(name: string): Promise<GroupRecord | undefined> {
+    return this.inner.getGroup(name);
+  }
+  listGroups(): Promise<GroupSummary[]> {
+    return this.inner.listGroups();
+  }
+  putGroup(record: GroupRecord, expectedVersion: number | null): Promise<boolean> {
+    return this.inner.putGroup(record, expectedVersion);
+  }
+  deleteGroup(name: string, incarnation: string, expectedVersion: number): Promise<boolean> {
+    return this.inner.deleteGroup(name, incarnation, expectedVersion);
+  }
+  getOffsets(group: string, incarnation: string, topic?: string): Promise<CommittedOffset[]> {
+    return this.inner.getOffsets(group, incarnation, topic);
+  }
+  writeOffsets(
+    group: string,
+    guard: GroupGuard,
+    writes: OffsetWrite[],
+  ): Promise<OffsetWriteResult> {
+    return this.inner.writeOffsets(group, guard, writes);
+  }
+  purgeOffsets(group: string, keep?: string): Promise<number> {
+    return this.inner.purgeOffsets(group, keep);
+  }
+  get maxOffsetsPerWrite(): number {
+    return this.inner.maxOffsetsPerWrite;
   }
 }

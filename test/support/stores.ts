@@ -5,6 +5,7 @@ import { s3Endpoint } from "./standins/s3.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { GroupStore } from "../../src/meta/group-store.js";
 import type { MetaStore } from "../../src/meta/meta-store.js";
 import { MemoryMetaStore } from "../../src/meta/memory.js";
 import { SqliteMetaStore } from "../../src/meta/sqlite.js";
@@ -14,7 +15,7 @@ import type { ObjectStore } from "../../src/storage/object-store.js";
 
 export interface TestStores {
   store: ObjectStore;
-  meta: MetaStore;
+  meta: MetaStore & GroupStore;
   cleanup: () => Promise<void>;
 }
 
