@@ -8,6 +8,7 @@
  */
 import { handle } from "hono/aws-lambda";
 import { serverConfigFromEnv } from "../src/config.js";
+import { GroupService } from "../src/groups/service.js";
 import { createApp } from "../src/http/app.js";
 import { SluiceLog } from "../src/log/log.js";
 import { logger } from "../src/logger.js";
@@ -17,5 +18,7 @@ const config = serverConfigFromEnv();
 const { store, meta } = await openStores(config);
 const log = new SluiceLog({ store, meta, config: { ...config.log, lingerMs: 0 }, logger });
 
-export const app = createApp({ log, maxRequestBytes: config.maxRequestBytes, logger });
+const groups = new GroupService({ log, meta, config: config.groups, logger });
+
+export const app = createApp({ log, groups, maxRequestBytes: config.maxRequestBytes, logger });
 export const handler = handle(app);

@@ -81,6 +81,28 @@ export const logConfigDefaults: LogConfig = {
   maxFetchBytes: 64 * MiB,
 };
 
+export interface GroupConfig {
+  /** A member's lease when it does not ask for another. */
+  sessionTimeoutMs: number;
+  minSessionTimeoutMs: number;
+  maxSessionTimeoutMs: number;
+  /** How long a dead member still holds its partitions: the clock difference allowed (§4.3). */
+  clockSkewMs: number;
+  /** Members (live or dead) per group; bounds the state document's size. */
+  maxMembers: number;
+  /** Partitions all members' subscriptions may cover together; bounds it too. */
+  maxPartitions: number;
+}
+
+export const groupConfigDefaults: GroupConfig = {
+  sessionTimeoutMs: 30_000,
+  minSessionTimeoutMs: 6_000,
+  maxSessionTimeoutMs: 300_000,
+  clockSkewMs: 1_000,
+  maxMembers: 100,
+  maxPartitions: 4_096,
+};
+
 export interface ServerConfig {
   host: string;
   port: number;
@@ -94,6 +116,7 @@ export interface ServerConfig {
   /** Largest accepted request body, checked before parsing. */
   maxRequestBytes: number;
   log: LogConfig;
+  groups: GroupConfig;
 }
 
 const intFromEnv = (fallback: number) =>
@@ -120,6 +143,9 @@ const EnvSchema = z.object({
   SLUICE_ORPHAN_GRACE_MS: intFromEnv(logConfigDefaults.orphanGraceMs),
   SLUICE_MAINTENANCE_INTERVAL_MS: intFromEnv(logConfigDefaults.maintenanceIntervalMs),
   SLUICE_MAX_FETCH_BYTES: intFromEnv(logConfigDefaults.maxFetchBytes),
+  SLUICE_GROUP_SESSION_TIMEOUT_MS: intFromEnv(groupConfigDefaults.sessionTimeoutMs),
+  SLUICE_GROUP_CLOCK_SKEW_MS: intFromEnv(groupConfigDefaults.clockSkewMs),
+  SLUICE_GROUP_MAX_MEMBERS: intFromEnv(groupConfigDefaults.maxMembers),
 });
 
 /** Reads the server configuration from the environment; unknown variables are ignored. */
@@ -149,6 +175,12 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serve
       orphanGraceMs: e.SLUICE_ORPHAN_GRACE_MS,
       maintenanceIntervalMs: e.SLUICE_MAINTENANCE_INTERVAL_MS,
       maxFetchBytes: Math.max(1, e.SLUICE_MAX_FETCH_BYTES),
+    },
+    groups: {
+      ...groupConfigDefaults,
+      sessionTimeoutMs: e.SLUICE_GROUP_SESSION_TIMEOUT_MS,
+      clockSkewMs: e.SLUICE_GROUP_CLOCK_SKEW_MS,
+      maxMembers: Math.max(1, e.SLUICE_GROUP_MAX_MEMBERS),
     },
   };
 }

@@ -1,6 +1,7 @@
 import { Server as HttpServer, type ServerResponse } from "node:http";
 import { serve } from "@hono/node-server";
 import type { ServerConfig } from "../config.js";
+import { GroupService } from "../groups/service.js";
 import { createApp } from "../http/app.js";
 import { SluiceLog } from "../log/log.js";
 import { logger } from "../logger.js";
@@ -13,7 +14,8 @@ import { openStores } from "../stores.js";
 export async function runServer(config: ServerConfig): Promise<void> {
   const { store, meta, description } = await openStores(config);
   const log = new SluiceLog({ store, meta, config: config.log, logger });
-  const app = createApp({ log, maxRequestBytes: config.maxRequestBytes, logger });
+  const groups = new GroupService({ log, meta, config: config.groups, logger });
+  const app = createApp({ log, groups, maxRequestBytes: config.maxRequestBytes, logger });
   const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
     logger.info({ host: info.address, port: info.port, storage: description }, "sluice listening");
   });

@@ -7,7 +7,8 @@ import { commitOffsets, type CommitRequest, type CommittedPartition } from "./co
 import { fetchForMember, type GroupFetchRequest, type GroupFetchResult } from "./fetch.js";
 import { heartbeat, join, leave, type HeartbeatRequest, type JoinRequest } from "./members.js";
 import { resetOffsets, type ResetPartition, type ResetRequest } from "./reset.js";
-import { groupConfigDefaults, type GroupConfig, type GroupContext } from "./state.js";
+import { groupConfigDefaults, type GroupConfig } from "../config.js";
+import type { GroupContext } from "./state.js";
 import type { MemberView } from "./views.js";
 
 export interface GroupServiceDeps {

@@ -1,5 +1,6 @@
 import { ulid } from "ulid";
 import { SluiceError, isSluiceError } from "../errors.js";
+import type { GroupConfig } from "../config.js";
 import type { SluiceLog } from "../log/log.js";
 import type { Logger } from "../logger.js";
 import { assertValidName } from "../log/names.js";
@@ -14,28 +15,6 @@ import { reconcile } from "./reconcile.js";
  * consistent read, reconcile in memory, and at most one conditional write, retried from the
  * read when another instance wrote first.
  */
-
-export interface GroupConfig {
-  /** A member's lease when it does not ask for another. */
-  sessionTimeoutMs: number;
-  minSessionTimeoutMs: number;
-  maxSessionTimeoutMs: number;
-  /** How long a dead member still holds its partitions: the clock difference allowed (§4.3). */
-  clockSkewMs: number;
-  /** Members (live or dead) per group; bounds the state document's size. */
-  maxMembers: number;
-  /** Partitions all members' subscriptions may cover together; bounds it too. */
-  maxPartitions: number;
-}
-
-export const groupConfigDefaults: GroupConfig = {
-  sessionTimeoutMs: 30_000,
-  minSessionTimeoutMs: 6_000,
-  maxSessionTimeoutMs: 300_000,
-  clockSkewMs: 1_000,
-  maxMembers: 100,
-  maxPartitions: 4_096,
-};
 
 export interface GroupContext {
   log: SluiceLog;

@@ -1,6 +1,6 @@
 import { logConfigDefaults, type LogConfig } from "../../src/config.js";
 import { GroupService } from "../../src/groups/service.js";
-import type { GroupConfig } from "../../src/groups/state.js";
+import type { GroupConfig } from "../../src/config.js";
 import { createApp } from "../../src/http/app.js";
 import { SluiceLog } from "../../src/log/log.js";
 import type { GroupStore } from "../../src/meta/group-store.js";
