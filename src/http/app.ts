@@ -12,6 +12,8 @@ import {
   CreateTopicBody,
   FetchOut,
   FetchQuery,
+  ListOffsetsOut,
+  ListOffsetsQuery,
   PartitionParams,
   ProduceBody,
   ProduceOut,
@@ -71,6 +73,15 @@ const routes = {
     path: "/v1/topics/{topic}/partitions/{partition}/records",
     request: { params: PartitionParams, query: FetchQuery },
     responses: { 200: json(FetchOut, "records from the offset"), ...errors(400, 404, 416, 503) },
+  }),
+  listOffsets: createRoute({
+    method: "get",
+    path: "/v1/topics/{topic}/partitions/{partition}/offsets",
+    request: { params: PartitionParams, query: ListOffsetsQuery },
+    responses: {
+      200: json(ListOffsetsOut, "Kafka's ListOffsets: by time, earliest or latest"),
+      ...errors(400, 404, 503),
+    },
   }),
 };
 
@@ -157,6 +168,13 @@ export function createApp(options: AppOptions): OpenAPIHono {
       signal: c.req.raw.signal,
     });
     return prebuiltJson<z.output<typeof FetchOut>>(fetchResponseJson(result));
+  });
+
+  app.openapi(routes.listOffsets, async (c) => {
+    const { topic, partition } = c.req.valid("param");
+    const { timestamp } = c.req.valid("query");
+    const { offset, head } = await log.listOffset(topic, partition, timestamp);
+    return c.json({ topic, partition, timestamp, offset, ...head }, 200);
   });
 
   registerGroupRoutes(

@@ -124,6 +124,31 @@ export const FetchQuery = z.object({
   waitMs: decimal(Number.MAX_SAFE_INTEGER).optional().openapi({ type: "integer" }),
 });
 
+export const ListOffsetsQuery = z.object({
+  timestamp: z
+    .string()
+    .regex(
+      /^(earliest|latest|\d{1,16})$/,
+      'must be "earliest", "latest" or milliseconds since the epoch',
+    )
+    .transform((t) => (t === "earliest" || t === "latest" ? t : Number(t)))
+    .pipe(z.union([z.enum(["earliest", "latest"]), z.number().int().max(Number.MAX_SAFE_INTEGER)]))
+    .openapi({ type: "string", example: "1700000000000" }),
+});
+
+export const ListOffsetsOut = z
+  .object({
+    topic: z.string(),
+    partition: z.number().int(),
+    timestamp: z.union([z.enum(["earliest", "latest"]), z.number().int()]),
+    offset: z.number().int().nullable().openapi({
+      description: "null when no record has a timestamp at or after the one asked for",
+    }),
+    logStartOffset: z.number().int(),
+    logEndOffset: z.number().int(),
+  })
+  .openapi("ListOffsetsResponse");
+
 export const RecordOut = z
   .object({
     offset: z.number().int(),

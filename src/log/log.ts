@@ -1,7 +1,7 @@
 import type { LogConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { logger as defaultLogger, type Logger } from "../logger.js";
-import type { MetaStore, TopicMeta } from "../meta/meta-store.js";
+import type { MetaStore, PartitionHead, TopicMeta } from "../meta/meta-store.js";
 import { encodedRecordSize } from "../record/codec.js";
 import type { LogRecord } from "../record/record.js";
 import type { ObjectStore } from "../storage/object-store.js";
@@ -13,6 +13,7 @@ import { ObjectCache } from "./object-cache.js";
 import { offsetForTimestamp } from "./offsets.js";
 import { PartitionWriter } from "./partition-writer.js";
 import { readPartition, type ReadLimits, type ReadResult } from "./reader.js";
+import { retryIdempotent } from "./retry.js";
 import { Topics } from "./topics.js";
 
 export interface ProduceRecord extends Omit<LogRecord, "timestamp"> {
@@ -150,6 +151,26 @@ export class SluiceLog {
   offsetForTimestamp(topic: TopicMeta, partition: number, timestamp: number): Promise<number> {
     assertPartition(topic, partition);
     return offsetForTimestamp(this.deps.meta, this.cache, topic.id, partition, timestamp);
+  }
+
+  /**
+   * Kafka's ListOffsets: `earliest` is the log start offset, `latest` the log-end offset, and a
+   * timestamp gives the first offset whose record timestamp is ≥ it, or null when none is.
+   */
+  async listOffset(
+    topicName: string,
+    partition: number,
+    spec: "earliest" | "latest" | number,
+  ): Promise<{ offset: number | null; head: PartitionHead }> {
+    const topic = await this.topics.get(topicName);
+    assertPartition(topic, partition);
+    const { meta } = this.deps;
+    const head = await retryIdempotent(() => meta.getHead(topic.id, partition));
+    if (spec === "earliest") return { offset: head.logStartOffset, head };
+    if (spec === "latest") return { offset: head.logEndOffset, head };
+    const found = await offsetForTimestamp(meta, this.cache, topic.id, partition, spec);
+    // offsetForTimestamp answers the log end for "none"; any record it finds lies below it.
+    return { offset: found < head.logEndOffset ? found : null, head };
   }
 
   /** One garbage-collection pass (see maintenance.ts); safe to run from several places at once. */

@@ -187,6 +187,52 @@ export function apiSuite(kind: string, makeStores: () => Promise<TestStores>): v
         });
       });
 
+      it("answers Kafka's ListOffsets: earliest, latest, and the first offset at or after a time", async () => {
+        await createTopic("times");
+        await produce("times", [
+          { value: 0, timestamp: 1000 },
+          { value: 1, timestamp: 3000 },
+        ]);
+        await produce("times", [
+          { value: 2, timestamp: 2000 },
+          { value: 3, timestamp: 5000 },
+        ]);
+        const offsetAt = async (timestamp: string) => {
+          const res = await h.call(
+            "GET",
+            `/v1/topics/times/partitions/0/offsets?timestamp=${timestamp}`,
+          );
+          expect(res.status).toBe(200);
+          expect(res.body).toMatchObject({
+            topic: "times",
+            partition: 0,
+            logStartOffset: 0,
+            logEndOffset: 4,
+          });
+          return res.body.offset;
+        };
+        expect(await offsetAt("earliest")).toBe(0);
+        expect(await offsetAt("latest")).toBe(4);
+        expect(await offsetAt("0")).toBe(0);
+        expect(await offsetAt("1500")).toBe(1);
+        // Timestamps need not grow with offsets: 2000 is first reached at offset 1 (3000).
+        expect(await offsetAt("2000")).toBe(1);
+        expect(await offsetAt("3500")).toBe(3);
+        expect(await offsetAt("5000")).toBe(3);
+        expect(await offsetAt("5001")).toBeNull();
+        const bad = await h.call(
+          "GET",
+          "/v1/topics/times/partitions/0/offsets?timestamp=yesterday",
+        );
+        expect(bad.status).toBe(400);
+        expect(bad.body.error.code).toBe("invalid_request");
+        const wrongPartition = await h.call(
+          "GET",
+          "/v1/topics/times/partitions/3/offsets?timestamp=latest",
+        );
+        expect(wrongPartition.body.error.code).toBe("invalid_partition");
+      });
+
       it("wakes a long-poll as soon as records are committed", async () => {
         await createTopic("tail");
         const started = Date.now();
