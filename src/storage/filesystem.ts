@@ -28,7 +28,8 @@ const CREATE_ATTEMPTS = 3;
  * Objects as files under a root directory, one directory level per key segment. Each put is
  * atomic (temp file, fsync, rename) and durable (the directory entries are fsync'd too) before
  * it resolves. The tree cannot hold both a key and a longer key below it (`a/b` and `a/b/c`);
- * such a put fails with `conflict`. Meant for one process per root.
+ * such a put fails with `conflict`. Several processes may share a root (two embedded servers
+ * on one data directory): a directory one of them prunes and another re-creates is synced again.
  */
 export class FileSystemObjectStore implements ObjectStore {
   private readonly root: string;
@@ -54,7 +55,10 @@ export class FileSystemObjectStore implements ObjectStore {
       throw unavailable(err, `cannot create the store's root ${this.root}`, { key });
     }
     try {
-      const file = await createInDir(dir, temp);
+      const { file, created } = await createInDir(dir, temp);
+      // Another process may have pruned and this put re-created directories this store had
+      // synced before: their new entries must be synced again.
+      if (created !== undefined) this.forgetSynced(created, dir);
       try {
         await file.writeFile(body);
         await file.sync();
@@ -209,6 +213,14 @@ export class FileSystemObjectStore implements ObjectStore {
     return done;
   }
 
+  /** Forgets that `top` and the directories below it down to `dir` were synced. */
+  private forgetSynced(top: string, dir: string): void {
+    for (let current = dir; ; current = dirname(current)) {
+      this.synced.delete(current);
+      if (current === top || current === this.root || current === dirname(current)) return;
+    }
+  }
+
   /** Removes `dir` and its ancestors below the root while they are empty; best effort. */
   private async pruneEmptyDirs(dir: string): Promise<void> {
     for (let current = dir; current !== this.root;) {
@@ -224,12 +236,19 @@ export class FileSystemObjectStore implements ObjectStore {
   }
 }
 
-/** Creates `path` exclusively, making its directory first; retries if a delete pruned it meanwhile. */
-async function createInDir(dir: string, path: string): Promise<FileHandle> {
+/**
+ * Creates `path` exclusively, making its directory first; retries if a delete pruned it
+ * meanwhile. Also answers the highest directory mkdir had to create, if any.
+ */
+async function createInDir(
+  dir: string,
+  path: string,
+): Promise<{ file: FileHandle; created: string | undefined }> {
+  let created: string | undefined;
   for (let attempt = 1; ; attempt++) {
-    await mkdir(dir, { recursive: true });
+    created = (await mkdir(dir, { recursive: true })) ?? created;
     try {
-      return await open(path, "wx");
+      return { file: await open(path, "wx"), created };
     } catch (err) {
       if (errorCode(err) !== "ENOENT" || attempt === CREATE_ATTEMPTS) throw err;
     }
