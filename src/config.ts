@@ -60,6 +60,12 @@ export interface LogConfig {
   objectCacheBytes: number;
   /** Conditional-commit attempts before a flush gives up with 503. */
   maxCommitAttempts: number;
+  /**
+   * A flush that has not committed this long after its upload gives up (503): maintenance may
+   * delete an unreferenced object once it is orphanGraceMs old, so a commit must never land
+   * that late.
+   */
+  commitTimeoutMs: number;
   /** Garbage collection leaves objects younger than this alone (in-flight writes and reads). */
   orphanGraceMs: number;
   /** How often the Node server runs maintenance; 0 turns the timer off. */
@@ -67,6 +73,8 @@ export interface LogConfig {
   /** Largest `maxBytes` a fetch may ask for (a Lambda response is at most 6 MB). */
   maxFetchBytes: number;
 }
+
+export const MIN_ORPHAN_GRACE_MS = 10 * 60 * 1000;
 
 export const logConfigDefaults: LogConfig = {
   lingerMs: 5,
@@ -76,6 +84,7 @@ export const logConfigDefaults: LogConfig = {
   topicCacheMs: 1_000,
   objectCacheBytes: 64 * MiB,
   maxCommitAttempts: 100,
+  commitTimeoutMs: 60_000,
   orphanGraceMs: 60 * 60 * 1000,
   maintenanceIntervalMs: 15 * 60 * 1000,
   maxFetchBytes: 64 * MiB,
@@ -140,7 +149,13 @@ const EnvSchema = z.object({
   SLUICE_POLL_INTERVAL_MS: intFromEnv(logConfigDefaults.pollIntervalMs),
   SLUICE_TOPIC_CACHE_MS: intFromEnv(logConfigDefaults.topicCacheMs),
   SLUICE_OBJECT_CACHE_BYTES: intFromEnv(logConfigDefaults.objectCacheBytes),
-  SLUICE_ORPHAN_GRACE_MS: intFromEnv(logConfigDefaults.orphanGraceMs),
+  // Far above commitTimeoutMs: a slow writer's object must never look like an orphan.
+  SLUICE_ORPHAN_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(MIN_ORPHAN_GRACE_MS)
+    .optional()
+    .default(logConfigDefaults.orphanGraceMs),
   SLUICE_MAINTENANCE_INTERVAL_MS: intFromEnv(logConfigDefaults.maintenanceIntervalMs),
   SLUICE_MAX_FETCH_BYTES: intFromEnv(logConfigDefaults.maxFetchBytes),
   SLUICE_GROUP_SESSION_TIMEOUT_MS: intFromEnv(groupConfigDefaults.sessionTimeoutMs),

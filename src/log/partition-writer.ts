@@ -108,8 +108,9 @@ export class PartitionWriter {
       const { body, count, minTimestamp, maxTimestamp, deltas } = encodeObject(batch);
       const { topic, topicId, partition } = this.ref;
       const objectKey = chunkKey(topic, topicId, partition, ulid());
+      const commitBy = Date.now() + this.deps.config.commitTimeoutMs;
       await retryIdempotent(() => this.deps.store.put(objectKey, body));
-      const entry = await this.commit({
+      const entry = await this.commit(commitBy, {
         baseOffset: 0,
         count,
         bytes: body.byteLength,
@@ -137,12 +138,14 @@ export class PartitionWriter {
    * head after every lost race. The object itself never changes: its records carry offset
    * deltas, and the base lives only in the index entry.
    */
-  private async commit(unplaced: IndexEntry): Promise<IndexEntry> {
+  private async commit(commitBy: number, unplaced: IndexEntry): Promise<IndexEntry> {
     const { topicId, partition } = this.ref;
     const { meta, config } = this.deps;
     let head = this.knownHead ?? (await retryIdempotent(() => meta.getHead(topicId, partition)));
     let unsureBase: number | undefined;
     for (let attempt = 0; attempt < config.maxCommitAttempts; attempt++) {
+      // Past this, maintenance may already count the object as an orphan: give up, unplaced.
+      if (Date.now() > commitBy) break;
       const entry = { ...unplaced, baseOffset: head.logEndOffset };
       try {
         const result = await meta.commitAppend({
@@ -173,9 +176,13 @@ export class PartitionWriter {
         unsureBase = undefined;
       }
     }
-    throw new SluiceError("storage_unavailable", "too much contention to commit; retry", {
-      details: { attempts: config.maxCommitAttempts },
-    });
+    throw new SluiceError(
+      "storage_unavailable",
+      "the write could not be committed in time; retry",
+      {
+        details: { attempts: config.maxCommitAttempts, commitTimeoutMs: config.commitTimeoutMs },
+      },
+    );
   }
 
   /** After an unanswered commit: did our object land at `base`? Object keys are unique. */

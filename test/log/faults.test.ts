@@ -83,6 +83,29 @@ for (const [kind, makeStores] of Object.entries(storeKinds)) {
       expect(read).toEqual({ records: [], nextOffset: 0, logEndOffset: 0 });
     });
 
+    // Regression (review): a commit could land long after its upload, after maintenance had
+    // already deleted the "orphan", acknowledging a record whose object was gone. A flush now
+    // stops trying once commitTimeoutMs has passed since its upload.
+    it("gives up committing after commitTimeoutMs, so no late commit outlives its object", async () => {
+      const stalled = new (class extends DelegatingMetaStore {
+        override async commitAppend(): Promise<CommitResult> {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          throw timeout();
+        }
+      })(stores.meta);
+      h = makeHarness(
+        { store: stores.store, meta: stalled },
+        { maxCommitAttempts: 1_000_000, commitTimeoutMs: 300 },
+      );
+      const started = Date.now();
+      const { res, read } = await produceAndRead(["late"]);
+      // A million attempts would take hours: only the deadline can have ended it.
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe("storage_unavailable");
+      expect(read.logEndOffset).toBe(0);
+    });
+
     it("recognises its own commit when the answer was lost, so the record gets one offset", async () => {
       const meta = new LostAnswerMeta(stores.meta);
       h = makeHarness({ store: stores.store, meta });
