@@ -16,6 +16,7 @@ import {
   backoff,
   contention,
   ensureGroup,
+  readDurable,
   readGroup,
   requireTopic,
   type GroupContext,
@@ -49,7 +50,9 @@ const MAX_METADATA_BYTES = 4096;
 
 /**
  * Every check runs before any write; the write is guarded by the fence (a member's commit) or
- * the version (a memberless one), so no change of ownership slips between check and write.
+ * the version (a memberless one), so no change of ownership slips between check and write. A
+ * member's commit is checked against a stored state only (see readDurable), never against a
+ * grant that exists only in this request's memory.
  */
 export async function commitOffsets(
   ctx: GroupContext,
@@ -60,11 +63,14 @@ export async function commitOffsets(
   const applied = new Map<string, CommittedPartition>();
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     await backoff(attempt);
-    const state = await readGroup(
-      ctx,
-      name,
-      request.offsets.map((o) => o.topic),
-    );
+    const topics = request.offsets.map((o) => o.topic);
+    // A member's commit is fence-guarded, so the ownership it is checked against must be the
+    // stored one: reconciling's changes are written first (moving the fence if anyone lost a
+    // partition). A memberless commit is version-guarded, which any write breaks anyway.
+    const state =
+      request.memberId === undefined
+        ? await readGroup(ctx, name, topics)
+        : await readDurable(ctx, name, topics);
     let plan: Plan;
     try {
       plan = await validate(ctx, state, name, request);

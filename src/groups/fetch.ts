@@ -11,7 +11,7 @@ import {
   MAX_ATTEMPTS,
   backoff,
   contention,
-  readGroup,
+  readDurable,
   type GroupContext,
   type GroupState,
 } from "./state.js";
@@ -81,8 +81,9 @@ export async function fetchForMember(
       }
       await waitForRecords(ctx, positions, deadline, request.signal);
     }
-    // Grants and revocations may have happened meanwhile: serve what is assigned now.
-    state = await readGroup(ctx, name);
+    // Grants and revocations may have happened meanwhile: serve what is assigned now, and
+    // only once it is stored (a grant seen only in memory is nobody's yet).
+    state = await readDurable(ctx, name);
     requireLiveMember(state, name, memberId);
   }
 }

@@ -140,6 +140,27 @@ export async function mutate<T>(
   throw contention(name);
 }
 
+/**
+ * Reads the group for a request that acts on what members hold (a fetch serving partitions, a
+ * member's commit): when reconciling changed the stored document (a lapse, a removal, a new
+ * target, a grant), that change is written first, so the request acts only on a durable
+ * ownership, guarded by the fence of the state that grants it. Otherwise two instances could
+ * reconcile the same stored state differently and, under the one unmoved fence, each serve and
+ * commit the same partition for another member. Nothing is written when nothing changed, and a
+ * missing group is left missing.
+ */
+export async function readDurable(
+  ctx: GroupContext,
+  name: string,
+  extraTopics: readonly string[] = [],
+): Promise<GroupState> {
+  const { value, record } = await mutate(ctx, name, extraTopics, (state) => ({
+    value: state,
+    doc: state.record ? state.doc : undefined,
+  }));
+  return { ...value, record, fenced: false };
+}
+
 /** Creates the group if it does not exist (a memberless commit or reset may do that). */
 export async function ensureGroup(
   ctx: GroupContext,
