@@ -117,20 +117,35 @@ export function encodeBatch(batch: RecordBatch): Uint8Array {
   return out;
 }
 
+export interface DecodeOptions {
+  /**
+   * False skips the CRC check, only for bytes this process has already decoded with it (a
+   * cached object read again): the check guards against storage, and costs more than the rest
+   * of decoding. Everything else is still checked.
+   */
+  verifyCrc?: boolean;
+}
+
 /** Decodes every batch in `bytes`, in order. Throws corrupt_data unless all of it is valid. */
-export function decodeBatches(bytes: Uint8Array): DecodedBatch[] {
+export function decodeBatches(bytes: Uint8Array, options: DecodeOptions = {}): DecodedBatch[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const batches: DecodedBatch[] = [];
+  const verifyCrc = options.verifyCrc ?? true;
   let position = 0;
   while (position < bytes.length) {
-    const batch = decodeBatch(bytes, view, position);
+    const batch = decodeBatch(bytes, view, position, verifyCrc);
     batches.push(batch);
     position += batch.size;
   }
   return batches;
 }
 
-function decodeBatch(bytes: Uint8Array, view: DataView, position: number): DecodedBatch {
+function decodeBatch(
+  bytes: Uint8Array,
+  view: DataView,
+  position: number,
+  verifyCrc: boolean,
+): DecodedBatch {
   const fail = (message: string): SluiceError => corrupt(message, position);
   const available = bytes.length - position;
   if (available < BATCH_PREFIX_BYTES) throw fail("truncated batch header");
@@ -141,8 +156,12 @@ function decodeBatch(bytes: Uint8Array, view: DataView, position: number): Decod
   if (size < BATCH_HEADER_BYTES + MIN_RECORD_BYTES) throw fail("batch length is too small");
   if (size > available) throw fail("truncated batch");
   const end = position + size;
-  const crc = crc32c(bytes.subarray(position + CRC_START, end));
-  if (crc !== view.getUint32(position + 6)) throw fail("batch CRC mismatch");
+  if (
+    verifyCrc &&
+    crc32c(bytes.subarray(position + CRC_START, end)) !== view.getUint32(position + 6)
+  ) {
+    throw fail("batch CRC mismatch");
+  }
 
   const firstOffsetDelta = view.getUint32(position + 10);
   const recordCount = view.getUint32(position + 14);

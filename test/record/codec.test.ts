@@ -206,6 +206,16 @@ describe("encodeBatch / decodeBatches", () => {
     expect(plain(decoded!.records)).toEqual(plain(sampleBatch.records));
   });
 
+  it("skips only the CRC check when told the bytes were verified before", () => {
+    const bytes = encodeBatch(sampleBatch);
+    bytes[6] = bytes[6]! ^ 0xff;
+    expect(codeOf(() => decodeBatches(bytes))).toBe("corrupt_data");
+    const [decoded] = decodeBatches(bytes, { verifyCrc: false });
+    expect(plain(decoded!.records)).toEqual(plain(sampleBatch.records));
+    bytes[0] = 9;
+    expect(codeOf(() => decodeBatches(bytes, { verifyCrc: false }))).toBe("corrupt_data");
+  });
+
   it("returns keys and values as views into the input", () => {
     const bytes = encodeBatch(sampleBatch);
     const decoded = decodeBatches(bytes)[0]!.records[0]!;
