@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type AttributeValue,
   type CancellationReason,
@@ -13,6 +14,7 @@ import {
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import {
+  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -37,13 +39,21 @@ import {
 import type {
   CommitRequest,
   CommitResult,
+  DeletedTopic,
   IndexEntry,
+  Intent,
+  IntentKind,
   MetaStore,
   PartitionHead,
   SegmentKind,
   TopicMeta,
 } from "./meta-store.js";
-import { checkCommitRequest } from "./meta-store.js";
+import {
+  checkAdvanceRequest,
+  checkCommitRequest,
+  checkReplaceRequest,
+  MAX_REPLACED_PER_ROLL,
+} from "./meta-store.js";
 
 /**
  * Single-table layout (DESIGN.md, "Key-value table"), string keys `pk` / `sk`:
@@ -54,13 +64,16 @@ import { checkCommitRequest } from "./meta-store.js";
  * | catalog entry    | `catalog`           | `topic#{name}`                |
  * | head             | `log#{topicId}#{p}` | `head`                        |
  * | index entry      | `log#{topicId}#{p}` | `seg#{base:20 digits}`        |
+ * | intent           | `log#{topicId}#{p}` | `gc#{kind}#{base:20 digits}`  |
+ * | tombstone        | `catalog`           | `dead#{topicId}`              |
  * | group state      | `group#{name}`      | `state`                       |
  * | group catalog    | `catalog`           | `group#{name}`                |
  * | committed offset | `group#{name}`      | `offset#{topic}#{p:4 digits}` |
  *
- * listTopics and listGroups read the catalog partition, each under its own prefix: a copy of
- * every topic item (and the name, incarnation and creation time of every group), written and
- * deleted in the same transaction as the item it lists. A sparse GSI would avoid the copy, but
+ * listTopics, listGroups and listDeletedTopics read the catalog partition, each under its own
+ * prefix: a copy of every topic item (and the name, incarnation and creation time of every
+ * group), written and deleted in the same transaction as the item it lists, and a tombstone of
+ * every deleted topic, written in the transaction that deletes it. A sparse GSI would avoid the copy, but
  * GSIs are only eventually consistent, so a topic could be missing from the list just after
  * its creation succeeded, and a Scan would read every index entry of every partition. Topics
  * and groups are few and created rarely, so one hot catalog partition costs nothing.
@@ -74,6 +87,12 @@ import { checkCommitRequest } from "./meta-store.js";
  * zero-padded partition. A group's state item holds its document as one string attribute
  * (`doc`); an offset item also holds the id of the writeOffsets call that wrote it (`writeId`),
  * by which a resend recognizes its own earlier success.
+ *
+ * Segments (docs/rfcs/0003-segments.md §3): a sealed index entry also holds `footerPosition` and
+ * `footerLength`. An intent item holds `id`, `objectKeys`, `sealedKey` (a roll's; absent for a
+ * retire), `createdAt` and, once its change has applied, `doneAt`. The transaction that applies
+ * a roll or a retention step sets `doneAt` on the condition that the intent is still pending with
+ * the caller's id, so a resend of it after a lost answer finds its own id with `doneAt` set.
  */
 const catalogPk = "catalog";
 const topicPk = (name: string) => `topic#${name}`;
@@ -98,6 +117,12 @@ const segDigits = 20;
 const segSk = (baseOffset: number) => segPrefix + String(baseOffset).padStart(segDigits, "0");
 /** Every index entry's sort key sorts at or below this one. */
 const lastSegSk = segPrefix + "9".repeat(segDigits);
+const intentPrefix = "gc#";
+/** Sorts by kind, then by base offset: the order listIntents promises. */
+const intentSk = (kind: IntentKind, baseOffset: number) =>
+  `${intentPrefix}${kind}#${String(baseOffset).padStart(segDigits, "0")}`;
+const deadPrefix = "dead#";
+const deadSk = (topicId: string) => deadPrefix + topicId;
 
 /** Transactions one commit may send while it learns a log start offset that moved. */
 const commitAttempts = 3;
@@ -106,6 +131,12 @@ const commitAttempts = 3;
 const maxTransactItems = 100;
 /** Conditional deletes a purge keeps in flight. */
 const purgeConcurrency = 8;
+/** DynamoDB's limit on the requests of one BatchWriteItem. */
+const maxBatchWriteItems = 25;
+/** BatchWriteItem calls one batch may take while DynamoDB leaves some of its deletes undone. */
+const batchWriteAttempts = 6;
+/** The first pause before resending unprocessed deletes; it doubles with every resend. */
+const batchWriteBackoffMs = 20;
 
 /** Cancellation reasons that say "try again later": the transaction wrote nothing. */
 const transientReasons = new Set([
@@ -268,6 +299,18 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
   }
 
   async deleteTopic(name: string, id: string): Promise<boolean> {
+    // The tombstone needs the partition count, which the transaction cannot read; partitions
+    // never change under one id, and the transaction's condition pins the id we read here.
+    const item = await this.#getItem("deleteTopic", { pk: topicPk(name), sk: topicMetaSk });
+    if (item?.id !== id) return false;
+    const tombstone = {
+      pk: catalogPk,
+      sk: deadSk(id),
+      id,
+      name,
+      partitions: item.partitions as number,
+      deletedAt: Date.now(),
+    };
     try {
       await this.#doc.send(
         new TransactWriteCommand({
@@ -282,6 +325,8 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
               },
             },
             { Delete: { TableName: this.#table, Key: { pk: catalogPk, sk: catalogSk(name) } } },
+            // Topic ids are new on every create, so this id is tombstoned once.
+            { Put: { TableName: this.#table, Item: tombstone } },
           ],
         }),
       );
@@ -397,6 +442,262 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
     );
     return [first, ...rest.map(toEntry)];
   }
+
+  async listEntries(
+    topicId: string,
+    partition: number,
+    from: number,
+    limit: number,
+  ): Promise<IndexEntry[]> {
+    if (limit <= 0 || !(from <= Number.MAX_SAFE_INTEGER)) return [];
+    const items = await this.#queryAll(
+      "listEntries",
+      {
+        KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :last",
+        ExpressionAttributeValues: {
+          ":pk": partitionPk(topicId, partition),
+          ":from": segSk(Math.max(0, Math.ceil(from))),
+          ":last": lastSegSk,
+        },
+      },
+      limit,
+    );
+    return items.map(toEntry);
+  }
+
+  async beginIntent(
+    topic: { name: string; id: string },
+    partition: number,
+    intent: Intent,
+  ): Promise<boolean> {
+    const item = intentItem(partitionPk(topic.id, partition), intent);
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.#table,
+                Key: { pk: topicPk(topic.name), sk: topicMetaSk },
+                ConditionExpression: "#id = :topicId",
+                ExpressionAttributeNames: { "#id": "id" },
+                ExpressionAttributeValues: { ":topicId": topic.id },
+              },
+            },
+            {
+              Put: {
+                TableName: this.#table,
+                Item: item,
+                ConditionExpression: "attribute_not_exists(sk)",
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      const reasons = cancellationReasons(err);
+      // Intent ids are unique: finding ours is a resend of this very call, which succeeded.
+      if (reasons[1]?.Item?.id?.S === intent.id) return true;
+      if (conditionFailed(reasons)) return false;
+      throw storageError("beginIntent", err);
+    }
+  }
+
+  async replaceEntries(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    replaced: IndexEntry[],
+    sealed: IndexEntry,
+    now: number,
+  ): Promise<boolean> {
+    checkReplaceRequest(replaced, sealed);
+    const pk = partitionPk(topicId, partition);
+    const [first, ...rest] = replaced as [IndexEntry, ...IndexEntry[]];
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            this.#finishIntent(pk, "roll", sealed.baseOffset, intentId, now),
+            {
+              // The same sort key as the first chunk: the sealed entry takes its place.
+              Put: {
+                TableName: this.#table,
+                Item: entryItem(pk, sealed),
+                ConditionExpression: "objectKey = :chunk",
+                ExpressionAttributeValues: { ":chunk": first.objectKey },
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            },
+            ...rest.map((e) => this.#deleteEntry(pk, e)),
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      const reasons = cancellationReasons(err);
+      if (isOwnReplacement(reasons, intentId, sealed.objectKey)) return true;
+      if (conditionFailed(reasons)) return false;
+      throw storageError("replaceEntries", err);
+    }
+  }
+
+  async advanceLogStart(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    expected: number,
+    removed: IndexEntry[],
+    now: number,
+  ): Promise<boolean> {
+    checkAdvanceRequest(expected, removed, this.maxRemovedPerAdvance);
+    const pk = partitionPk(topicId, partition);
+    const last = removed[removed.length - 1]!;
+    const next = last.baseOffset + last.count;
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              // A partition holding sealed entries has had commits, so its head exists; were
+              // it missing, the condition fails and nothing is written.
+              Update: {
+                TableName: this.#table,
+                Key: { pk, sk: headSk },
+                UpdateExpression: "SET logStartOffset = :next",
+                ConditionExpression: "logStartOffset = :expected",
+                ExpressionAttributeValues: { ":next": next, ":expected": expected },
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            },
+            this.#finishIntent(pk, "retire", expected, intentId, now),
+            ...removed.map((e) => this.#deleteEntry(pk, e)),
+          ],
+        }),
+      );
+      // This process's next commit pins the new start; others learn it from one cancellation.
+      this.#rememberLogStart(pk, next);
+      return true;
+    } catch (err) {
+      const reasons = cancellationReasons(err);
+      const [headReason, intentReason] = reasons;
+      const current = headReason?.Item && headFromItem(headReason.Item);
+      if (isOwnDoneIntent(intentReason, intentId)) {
+        // The start may have moved on since; the head the cancellation returned is current.
+        this.#rememberLogStart(pk, current ? current.logStartOffset : next);
+        return true;
+      }
+      if (current) this.#rememberLogStart(pk, current.logStartOffset);
+      if (conditionFailed(reasons)) return false;
+      throw storageError("advanceLogStart", err);
+    }
+  }
+
+  async abortIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+    id: string,
+  ): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: { pk: partitionPk(topicId, partition), sk: intentSk(kind, baseOffset) },
+          ConditionExpression: "#id = :id AND attribute_not_exists(doneAt)",
+          ExpressionAttributeNames: { "#id": "id" },
+          ExpressionAttributeValues: { ":id": id },
+        }),
+      );
+      return true;
+    } catch (err) {
+      // Done, replaced or gone. A resend of an abort that succeeded lands here too; false only
+      // makes the caller leave the sealed upload to the orphan scan.
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw storageError("abortIntent", err);
+    }
+  }
+
+  async listIntents(topicId: string, partition: number): Promise<Intent[]> {
+    const items = await this.#queryAll(
+      "listIntents",
+      {
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: {
+          ":pk": partitionPk(topicId, partition),
+          ":prefix": intentPrefix,
+        },
+      },
+      Infinity,
+    );
+    return items.map(toIntent);
+  }
+
+  async dropIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+  ): Promise<void> {
+    await this.#call("dropIntent", () =>
+      this.#doc.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: { pk: partitionPk(topicId, partition), sk: intentSk(kind, baseOffset) },
+        }),
+      ),
+    );
+  }
+
+  async listDeletedTopics(): Promise<DeletedTopic[]> {
+    const items = await this.#queryCatalog("listDeletedTopics", deadPrefix);
+    return items.map((item) => ({
+      id: item.id as string,
+      name: item.name as string,
+      partitions: item.partitions as number,
+      deletedAt: item.deletedAt as number,
+    }));
+  }
+
+  /**
+   * BatchWriteItem, not conditional deletes: a dead topic's items are never written again
+   * except by a writer that still had it cached, and the next pass purges what that wrote.
+   */
+  async purgePartition(topicId: string, partition: number, limit: number): Promise<number> {
+    if (!(limit >= 1)) return 0;
+    const pk = partitionPk(topicId, partition);
+    const keys = await this.#queryAll(
+      "purgePartition",
+      {
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": pk },
+        ProjectionExpression: "pk, sk",
+      },
+      Math.floor(limit),
+    );
+    let deleted = 0;
+    for (let i = 0; i < keys.length; i += maxBatchWriteItems) {
+      const batch = keys.slice(i, i + maxBatchWriteItems);
+      await this.#deleteBatch(batch.map(({ sk }) => ({ pk, sk: sk as string })));
+      deleted += batch.length;
+    }
+    return deleted;
+  }
+
+  async forgetDeletedTopic(id: string): Promise<void> {
+    await this.#call("forgetDeletedTopic", () =>
+      this.#doc.send(
+        new DeleteCommand({ TableName: this.#table, Key: { pk: catalogPk, sk: deadSk(id) } }),
+      ),
+    );
+  }
+
+  readonly maxReplacedPerRoll = MAX_REPLACED_PER_ROLL;
+  /** One transaction: the head, the intent and the removed entries. */
+  readonly maxRemovedPerAdvance = maxTransactItems - 2;
 
   readonly maxOffsetsPerWrite = maxTransactItems - 1;
 
@@ -644,6 +945,53 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
     else this.#logStarts.set(pk, logStartOffset);
   }
 
+  /** The transaction item marking a pending intent done, iff it still has this id. */
+  #finishIntent(pk: string, kind: IntentKind, baseOffset: number, id: string, now: number) {
+    return {
+      Update: {
+        TableName: this.#table,
+        Key: { pk, sk: intentSk(kind, baseOffset) },
+        UpdateExpression: "SET doneAt = :now",
+        ConditionExpression: "#id = :id AND attribute_not_exists(doneAt)",
+        ExpressionAttributeNames: { "#id": "id" },
+        ExpressionAttributeValues: { ":id": id, ":now": now },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
+      },
+    };
+  }
+
+  /** The transaction item deleting an index entry, iff it still names its object. */
+  #deleteEntry(pk: string, entry: IndexEntry) {
+    return {
+      Delete: {
+        TableName: this.#table,
+        Key: { pk, sk: segSk(entry.baseOffset) },
+        ConditionExpression: "objectKey = :objectKey",
+        ExpressionAttributeValues: { ":objectKey": entry.objectKey },
+      },
+    };
+  }
+
+  /** Deletes up to 25 items, resending what DynamoDB leaves unprocessed, with a backoff. */
+  async #deleteBatch(keys: { pk: string; sk: string }[]): Promise<void> {
+    let requests = keys.map((Key) => ({ DeleteRequest: { Key } }));
+    for (let attempt = 0; ; attempt++) {
+      const { UnprocessedItems } = await this.#call("purgePartition", () =>
+        this.#doc.send(new BatchWriteCommand({ RequestItems: { [this.#table]: requests } })),
+      );
+      const left = UnprocessedItems?.[this.#table] ?? [];
+      if (left.length === 0) return;
+      if (attempt + 1 >= batchWriteAttempts) {
+        throw new SluiceError(
+          "storage_unavailable",
+          `metadata purgePartition failed: ${left.length} deletes still unprocessed after ${batchWriteAttempts} attempts`,
+        );
+      }
+      requests = left as typeof requests;
+      await sleep(batchWriteBackoffMs * 2 ** attempt);
+    }
+  }
+
   #commitCommand(pk: string, expected: number, start: number, entry: IndexEntry) {
     return new TransactWriteCommand({
       TransactItems: [
@@ -669,16 +1017,7 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
         {
           Put: {
             TableName: this.#table,
-            Item: {
-              pk,
-              sk: segSk(entry.baseOffset),
-              objectKey: entry.objectKey,
-              count: entry.count,
-              bytes: entry.bytes,
-              minTimestamp: entry.minTimestamp,
-              maxTimestamp: entry.maxTimestamp,
-              kind: entry.kind,
-            },
+            Item: entryItem(pk, entry),
             ConditionExpression: "attribute_not_exists(pk)",
             ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           },
@@ -810,7 +1149,7 @@ function toTopic(item: Record<string, unknown>): TopicMeta {
 }
 
 function toEntry(item: Record<string, unknown>): IndexEntry {
-  return {
+  const entry: IndexEntry = {
     baseOffset: Number((item.sk as string).slice(segPrefix.length)),
     count: item.count as number,
     bytes: item.bytes as number,
@@ -819,6 +1158,98 @@ function toEntry(item: Record<string, unknown>): IndexEntry {
     maxTimestamp: item.maxTimestamp as number,
     kind: item.kind as SegmentKind,
   };
+  if (item.footerPosition !== undefined) {
+    entry.footer = {
+      position: item.footerPosition as number,
+      length: item.footerLength as number,
+    };
+  }
+  return entry;
+}
+
+function entryItem(pk: string, entry: IndexEntry) {
+  return {
+    pk,
+    sk: segSk(entry.baseOffset),
+    objectKey: entry.objectKey,
+    count: entry.count,
+    bytes: entry.bytes,
+    minTimestamp: entry.minTimestamp,
+    maxTimestamp: entry.maxTimestamp,
+    kind: entry.kind,
+    ...(entry.footer
+      ? { footerPosition: entry.footer.position, footerLength: entry.footer.length }
+      : {}),
+  };
+}
+
+/** Always pending: `doneAt` is set only by the change the intent guards. */
+function intentItem(pk: string, intent: Intent) {
+  return {
+    pk,
+    sk: intentSk(intent.kind, intent.baseOffset),
+    id: intent.id,
+    objectKeys: intent.objectKeys,
+    ...(intent.sealedKey === null ? {} : { sealedKey: intent.sealedKey }),
+    createdAt: intent.createdAt,
+  };
+}
+
+function toIntent(item: Record<string, unknown>): Intent {
+  // `gc#{kind}#{base}`
+  const [, kind, base] = (item.sk as string).split("#");
+  return {
+    kind: kind as IntentKind,
+    baseOffset: Number(base),
+    id: item.id as string,
+    objectKeys: [...((item.objectKeys ?? []) as string[])],
+    sealedKey: (item.sealedKey ?? null) as string | null,
+    createdAt: item.createdAt as number,
+    doneAt: (item.doneAt ?? null) as number | null,
+  };
+}
+
+/** Whether a cancelled transaction found the intent already done with this id. */
+function isOwnDoneIntent(reason: CancellationReason | undefined, id: string): boolean {
+  return (
+    reason?.Code === "ConditionalCheckFailed" &&
+    reason.Item?.id?.S === id &&
+    reason.Item.doneAt?.N !== undefined
+  );
+}
+
+/**
+ * Whether a cancelled swap is a resend of one that applied (its answer was lost), from the
+ * values DynamoDB returned for the intent and for the entry at the segment's base:
+ * - the intent is done with our id, and the base holds our sealed object, or nothing (retention
+ *   has removed the segment since); another object there is not our swap;
+ * - the intent is gone (dropped a grace period after it was done), and the base holds our sealed
+ *   object: sealed keys are new with every roll, so only this swap can have put it there.
+ */
+function isOwnReplacement(
+  [intentReason, sealedReason]: CancellationReason[],
+  intentId: string,
+  sealedKey: string,
+): boolean {
+  if (sealedReason?.Code !== "ConditionalCheckFailed") return false;
+  const atBase = sealedReason.Item?.objectKey?.S;
+  if (isOwnDoneIntent(intentReason, intentId)) return atBase === undefined || atBase === sealedKey;
+  return (
+    intentReason?.Code === "ConditionalCheckFailed" &&
+    intentReason.Item === undefined &&
+    atBase === sealedKey
+  );
+}
+
+/**
+ * Whether a cancelled transaction failed on a condition alone: the answer is a definite "no".
+ * A reason that says "try again later" leaves the outcome open, whatever else failed.
+ */
+function conditionFailed(reasons: CancellationReason[]): boolean {
+  return (
+    reasons.some((r) => r.Code === "ConditionalCheckFailed") &&
+    reasons.every((r) => r.Code === "ConditionalCheckFailed" || r.Code === "None")
+  );
 }
 
 function toGroup(item: Record<string, unknown>): GroupRecord {

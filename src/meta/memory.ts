@@ -13,17 +13,30 @@ import { checkGroupPut, checkOffsetWrites, currentOffset, guardHolds } from "./g
 import type {
   CommitRequest,
   CommitResult,
+  DeletedTopic,
   IndexEntry,
+  Intent,
+  IntentKind,
   MetaStore,
   PartitionHead,
   TopicMeta,
 } from "./meta-store.js";
-import { checkCommitRequest } from "./meta-store.js";
+import {
+  MAX_REPLACED_PER_ROLL,
+  checkAdvanceRequest,
+  checkCommitRequest,
+  checkReplaceRequest,
+} from "./meta-store.js";
 
 interface PartitionState {
   head: PartitionHead;
-  /** Ascending by base offset: a commit always appends at the log-end offset. */
+  /**
+   * Ascending by base offset: a commit appends at the log-end offset, a roll rewrites a run of
+   * entries below it in place and retention removes a prefix.
+   */
   entries: IndexEntry[];
+  /** intentKey(kind, base) → intent. */
+  intents: Map<string, Intent>;
 }
 
 /** A committed offset as stored: one per (group, topic, partition), of whichever incarnation wrote last. */
@@ -37,8 +50,12 @@ interface StoredOffset extends CommittedOffset {
  */
 export class MemoryMetaStore implements MetaStore, GroupStore {
   readonly maxOffsetsPerWrite = Infinity;
+  readonly maxReplacedPerRoll = MAX_REPLACED_PER_ROLL;
+  readonly maxRemovedPerAdvance = Infinity;
   readonly #topics = new Map<string, TopicMeta>();
   readonly #partitions = new Map<string, PartitionState>();
+  /** Topic id → tombstone. */
+  readonly #deleted = new Map<string, DeletedTopic>();
   readonly #groups = new Map<string, GroupRecord>();
   /** Group name → partitionKey(topic, partition) → offset. */
   readonly #offsets = new Map<string, Map<string, StoredOffset>>();
@@ -65,8 +82,11 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
   }
 
   async deleteTopic(name: string, id: string): Promise<boolean> {
-    if (this.#topics.get(name)?.id !== id) return false;
-    return this.#topics.delete(name);
+    const topic = this.#topics.get(name);
+    if (topic?.id !== id) return false;
+    this.#topics.delete(name);
+    this.#deleted.set(id, { id, name, partitions: topic.partitions, deletedAt: Date.now() });
+    return true;
   }
 
   async getHead(topicId: string, partition: number): Promise<PartitionHead> {
@@ -84,7 +104,7 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
       logStartOffset: state.head.logStartOffset,
       logEndOffset: request.expectedLogEndOffset + request.entry.count,
     };
-    state.entries.push({ ...request.entry });
+    state.entries.push(copyEntry(request.entry));
     this.#partitions.set(key, state);
     return { committed: true, head: { ...state.head } };
   }
@@ -98,7 +118,144 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
     const { entries } = this.#state(topicId, partition);
     const floor = floorIndex(entries, offset);
     if (floor < 0 || limit <= 0) return [];
-    return entries.slice(floor, floor + limit).map((e) => ({ ...e }));
+    return entries.slice(floor, floor + limit).map(copyEntry);
+  }
+
+  async listEntries(
+    topicId: string,
+    partition: number,
+    from: number,
+    limit: number,
+  ): Promise<IndexEntry[]> {
+    const { entries } = this.#state(topicId, partition);
+    if (limit <= 0) return [];
+    const floor = floorIndex(entries, from);
+    const start = floor >= 0 && entries[floor]!.baseOffset < from ? floor + 1 : Math.max(floor, 0);
+    return entries.slice(start, start + limit).map(copyEntry);
+  }
+
+  async beginIntent(
+    topic: { name: string; id: string },
+    partition: number,
+    intent: Intent,
+  ): Promise<boolean> {
+    if (this.#topics.get(topic.name)?.id !== topic.id) return false;
+    const key = partitionKey(topic.id, partition);
+    const state = this.#partitions.get(key) ?? emptyPartition();
+    const ik = intentKey(intent.kind, intent.baseOffset);
+    if (state.intents.has(ik)) return false;
+    state.intents.set(ik, { ...copyIntent(intent), doneAt: null });
+    this.#partitions.set(key, state);
+    return true;
+  }
+
+  async replaceEntries(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    replaced: IndexEntry[],
+    sealed: IndexEntry,
+    now: number,
+  ): Promise<boolean> {
+    checkReplaceRequest(replaced, sealed);
+    const state = this.#partitions.get(partitionKey(topicId, partition));
+    const intent = state?.intents.get(intentKey("roll", sealed.baseOffset));
+    if (!state || intent?.id !== intentId) return false;
+    const at = floorIndex(state.entries, sealed.baseOffset);
+    if (intent.doneAt !== null) {
+      // A replay of a swap that applied: its sealed entry is where the swap put it.
+      const current = state.entries[at];
+      return current?.baseOffset === sealed.baseOffset && current.objectKey === sealed.objectKey;
+    }
+    if (!holds(state.entries, at, replaced)) return false;
+    state.entries.splice(at, replaced.length, copyEntry(sealed));
+    intent.doneAt = now;
+    return true;
+  }
+
+  async advanceLogStart(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    expected: number,
+    removed: IndexEntry[],
+    now: number,
+  ): Promise<boolean> {
+    checkAdvanceRequest(expected, removed, this.maxRemovedPerAdvance);
+    const state = this.#partitions.get(partitionKey(topicId, partition));
+    const intent = state?.intents.get(intentKey("retire", expected));
+    if (!state || intent?.id !== intentId) return false;
+    const last = removed[removed.length - 1]!;
+    const start = last.baseOffset + last.count;
+    // A replay of an advance that applied: the log start has moved at least that far.
+    if (intent.doneAt !== null) return state.head.logStartOffset >= start;
+    if (state.head.logStartOffset !== expected) return false;
+    const at = floorIndex(state.entries, expected);
+    if (!holds(state.entries, at, removed)) return false;
+    state.entries.splice(at, removed.length);
+    state.head = { ...state.head, logStartOffset: start };
+    intent.doneAt = now;
+    return true;
+  }
+
+  async abortIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+    id: string,
+  ): Promise<boolean> {
+    const intents = this.#partitions.get(partitionKey(topicId, partition))?.intents;
+    const key = intentKey(kind, baseOffset);
+    const intent = intents?.get(key);
+    if (intent?.id !== id || intent.doneAt !== null) return false;
+    return intents!.delete(key);
+  }
+
+  async listIntents(topicId: string, partition: number): Promise<Intent[]> {
+    return [...this.#state(topicId, partition).intents.values()]
+      .sort((a, b) => compareText(a.kind, b.kind) || a.baseOffset - b.baseOffset)
+      .map(copyIntent);
+  }
+
+  async dropIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+  ): Promise<void> {
+    this.#partitions
+      .get(partitionKey(topicId, partition))
+      ?.intents.delete(intentKey(kind, baseOffset));
+  }
+
+  async listDeletedTopics(): Promise<DeletedTopic[]> {
+    return [...this.#deleted.values()]
+      .sort((a, b) => compareText(a.id, b.id))
+      .map((d) => ({ ...d }));
+  }
+
+  async purgePartition(topicId: string, partition: number, limit: number): Promise<number> {
+    const key = partitionKey(topicId, partition);
+    const state = this.#partitions.get(key);
+    if (!state || limit <= 0) return 0;
+    let purged = 0;
+    for (const ik of state.intents.keys()) {
+      if (purged === limit) return purged;
+      state.intents.delete(ik);
+      purged++;
+    }
+    const entries = Math.min(state.entries.length, limit - purged);
+    state.entries.splice(state.entries.length - entries, entries);
+    purged += entries;
+    if (purged === limit) return purged;
+    // The head goes last: it is the item that makes the partition exist here.
+    this.#partitions.delete(key);
+    return purged + 1;
+  }
+
+  async forgetDeletedTopic(id: string): Promise<void> {
+    this.#deleted.delete(id);
   }
 
   async getGroup(name: string): Promise<GroupRecord | undefined> {
@@ -177,7 +334,34 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
 }
 
 function emptyPartition(): PartitionState {
-  return { head: { logStartOffset: 0, logEndOffset: 0 }, entries: [] };
+  return { head: { logStartOffset: 0, logEndOffset: 0 }, entries: [], intents: new Map() };
+}
+
+function intentKey(kind: IntentKind, baseOffset: number): string {
+  return `${kind}#${baseOffset}`;
+}
+
+function copyEntry(entry: IndexEntry): IndexEntry {
+  const { footer, ...rest } = entry;
+  return footer ? { ...rest, footer: { ...footer } } : rest;
+}
+
+function copyIntent(intent: Intent): Intent {
+  return { ...intent, objectKeys: [...intent.objectKeys] };
+}
+
+/**
+ * Whether `entries`, from position `at`, are exactly `expected` (contiguous, as the checks
+ * require), each still naming its object.
+ */
+function holds(entries: IndexEntry[], at: number, expected: IndexEntry[]): boolean {
+  return (
+    at >= 0 &&
+    expected.every((e, i) => {
+      const current = entries[at + i];
+      return current?.baseOffset === e.baseOffset && current.objectKey === e.objectKey;
+    })
+  );
 }
 
 function partitionKey(topicId: string, partition: number): string {

@@ -36,6 +36,43 @@ export interface IndexEntry {
   minTimestamp: number;
   maxTimestamp: number;
   kind: SegmentKind;
+  /** Sealed segments only: where the footer (offset and time index) sits in the object. */
+  footer?: SegmentFooterRange;
+}
+
+export interface SegmentFooterRange {
+  position: number;
+  length: number;
+}
+
+export type IntentKind = "roll" | "retire";
+
+/**
+ * A pending or finished change to a partition's index (docs/rfcs/0003-segments.md §3). It is
+ * written before the change, so it is the lock (one per kind and base), the fence (the change
+ * applies only while it is pending) and the record of which objects become garbage.
+ */
+export interface Intent {
+  kind: IntentKind;
+  /** A roll's: the sealed segment's base. A retire's: the log start offset it moves from. */
+  baseOffset: number;
+  /** A ULID; a roll's id is also in its sealed key. */
+  id: string;
+  /** Objects the change makes unreferenced; deleted a grace period after `doneAt`. */
+  objectKeys: string[];
+  /** A roll's upload: deleted if the intent is aborted. */
+  sealedKey: string | null;
+  createdAt: number;
+  /** null while pending. */
+  doneAt: number | null;
+}
+
+/** What is left of a deleted topic until maintenance has removed its items and objects. */
+export interface DeletedTopic {
+  id: string;
+  name: string;
+  partitions: number;
+  deletedAt: number;
 }
 
 export interface CommitRequest {
@@ -56,7 +93,10 @@ export interface MetaStore {
   createTopic(topic: TopicMeta): Promise<void>;
   getTopic(name: string): Promise<TopicMeta | undefined>;
   listTopics(): Promise<TopicMeta[]>;
-  /** Deletes the topic item if it still has this id; false if it was already gone or replaced. */
+  /**
+   * Deletes the topic item if it still has this id, and in the same atomic step records a
+   * DeletedTopic tombstone; false if it was already gone or replaced.
+   */
   deleteTopic(name: string, id: string): Promise<boolean>;
   /** A strongly consistent read; a partition never written has both offsets at 0. */
   getHead(topicId: string, partition: number): Promise<PartitionHead>;
@@ -75,8 +115,85 @@ export interface MetaStore {
     offset: number,
     limit: number,
   ): Promise<IndexEntry[]>;
+  /** Entries with baseOffset ≥ `from`, ascending, at most `limit` (maintenance, describe). */
+  listEntries(
+    topicId: string,
+    partition: number,
+    from: number,
+    limit: number,
+  ): Promise<IndexEntry[]>;
+  /**
+   * Creates `intent` (pending: `doneAt` null) iff no intent exists at (kind, baseOffset) and
+   * topic `topic.name` still has id `topic.id`; false otherwise.
+   */
+  beginIntent(
+    topic: { name: string; id: string },
+    partition: number,
+    intent: Intent,
+  ): Promise<boolean>;
+  /**
+   * Atomically, iff the roll intent at `sealed.baseOffset` is pending with id `intentId` and
+   * every replaced entry is still in the index naming its object: `sealed` replaces
+   * `replaced[0]`, the other replaced entries are deleted and the intent's `doneAt` = `now`.
+   * Otherwise nothing is written and the answer is false. A replay of an applied call (its answer
+   * was lost) answers true.
+   */
+  replaceEntries(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    replaced: IndexEntry[],
+    sealed: IndexEntry,
+    now: number,
+  ): Promise<boolean>;
+  /**
+   * Atomically, iff the head's logStartOffset is `expected`, the retire intent at `expected` is
+   * pending with id `intentId`, and every removed entry is still in the index naming its object:
+   * deletes the removed entries, sets logStartOffset to the end of the last one and the intent's
+   * `doneAt` = `now`. Otherwise nothing is written: false. A replay of an applied call: true.
+   */
+  advanceLogStart(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    expected: number,
+    removed: IndexEntry[],
+    now: number,
+  ): Promise<boolean>;
+  /** Deletes the intent iff it is still pending with this id, so its change can never apply. */
+  abortIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+    id: string,
+  ): Promise<boolean>;
+  /** The partition's intents, pending and done, by kind then base offset. */
+  listIntents(topicId: string, partition: number): Promise<Intent[]>;
+  /** Removes an intent whatever its state (its garbage has been deleted). */
+  dropIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+  ): Promise<void>;
+  listDeletedTopics(): Promise<DeletedTopic[]>;
+  /**
+   * Deletes up to `limit` items (head, index entries, intents) of a deleted topic's partition;
+   * answers how many it deleted, 0 when none are left.
+   */
+  purgePartition(topicId: string, partition: number, limit: number): Promise<number>;
+  /** Removes the tombstone. */
+  forgetDeletedTopic(id: string): Promise<void>;
+  /** Chunks one roll may replace: the same on every adapter, so segments look alike everywhere. */
+  readonly maxReplacedPerRoll: number;
+  /** Segments one advanceLogStart may remove (DynamoDB: a transaction holds 100 items). */
+  readonly maxRemovedPerAdvance: number;
   close(): Promise<void>;
 }
+
+/** Chunks per roll: a DynamoDB transaction holds 100 items, one of which is the intent. */
+export const MAX_REPLACED_PER_ROLL = 99;
 
 /** Adapters call this first: a malformed commit is a bug in the caller, never applied. */
 export function checkCommitRequest({ expectedLogEndOffset, entry }: CommitRequest): void {
@@ -91,6 +208,47 @@ export function checkCommitRequest({ expectedLogEndOffset, entry }: CommitReques
     throw new SluiceError(
       "internal",
       `malformed commit: expected log-end offset ${expectedLogEndOffset}, entry base ${entry.baseOffset}, count ${entry.count}`,
+    );
+  }
+}
+
+/** Adapters call this first: a malformed swap is a bug in the caller, never applied. */
+export function checkReplaceRequest(replaced: IndexEntry[], sealed: IndexEntry): void {
+  const first = replaced[0];
+  let next = first?.baseOffset ?? 0;
+  const contiguousChunks = replaced.every((e) => {
+    const ok = e.kind === "chunk" && e.baseOffset === next && e.count >= 1;
+    next += e.count;
+    return ok;
+  });
+  if (
+    first === undefined ||
+    replaced.length > MAX_REPLACED_PER_ROLL ||
+    !contiguousChunks ||
+    sealed.kind !== "sealed" ||
+    sealed.footer === undefined ||
+    sealed.baseOffset !== first.baseOffset ||
+    sealed.count !== next - first.baseOffset
+  ) {
+    throw new SluiceError(
+      "internal",
+      `malformed roll of ${replaced.length} entries into a segment at ${sealed.baseOffset}`,
+    );
+  }
+}
+
+/** Adapters call this first: removed entries must be contiguous sealed segments from `expected`. */
+export function checkAdvanceRequest(expected: number, removed: IndexEntry[], max: number): void {
+  let next = expected;
+  const contiguousSealed = removed.every((e) => {
+    const ok = e.kind === "sealed" && e.baseOffset === next && e.count >= 1;
+    next += e.count;
+    return ok;
+  });
+  if (removed.length === 0 || removed.length > max || !contiguousSealed) {
+    throw new SluiceError(
+      "internal",
+      `malformed retention of ${removed.length} entries from offset ${expected}`,
     );
   }
 }

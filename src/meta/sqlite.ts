@@ -18,12 +18,21 @@ import { checkGroupPut, checkOffsetWrites, currentOffset, guardHolds } from "./g
 import type {
   CommitRequest,
   CommitResult,
+  DeletedTopic,
   IndexEntry,
+  Intent,
+  IntentKind,
   MetaStore,
   PartitionHead,
+  SegmentKind,
   TopicMeta,
 } from "./meta-store.js";
-import { checkCommitRequest } from "./meta-store.js";
+import {
+  MAX_REPLACED_PER_ROLL,
+  checkAdvanceRequest,
+  checkCommitRequest,
+  checkReplaceRequest,
+} from "./meta-store.js";
 
 /**
  * Loaded on first use, not imported: bundlers hoist a static import of a native module to the
@@ -82,6 +91,28 @@ const migrations = [
      committed_at INTEGER NOT NULL,
      PRIMARY KEY (group_name, topic, partition)
    ) STRICT, WITHOUT ROWID;`,
+  // Segments (docs/rfcs/0003-segments.md §3): a sealed entry's footer range (NULL for chunks),
+  // roll and retire intents, and deleted topics' tombstones until maintenance has purged them.
+  `ALTER TABLE segments ADD COLUMN footer_position INTEGER;
+   ALTER TABLE segments ADD COLUMN footer_length INTEGER;
+   CREATE TABLE intents (
+     topic_id TEXT NOT NULL,
+     partition INTEGER NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('roll', 'retire')),
+     base_offset INTEGER NOT NULL,
+     id TEXT NOT NULL,
+     object_keys TEXT NOT NULL,
+     sealed_key TEXT,
+     created_at INTEGER NOT NULL,
+     done_at INTEGER,
+     PRIMARY KEY (topic_id, partition, kind, base_offset)
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE deleted_topics (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     partitions INTEGER NOT NULL,
+     deleted_at INTEGER NOT NULL
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 /** SQLite primary result codes that describe the environment, not the request. */
@@ -101,7 +132,11 @@ const maxBusyPauseMs = 4;
 const topicColumns = "name, id, partitions, config, created_at AS createdAt";
 const headColumns = "log_start_offset AS logStartOffset, log_end_offset AS logEndOffset";
 const entryColumns = `base_offset AS baseOffset, count, bytes, object_key AS objectKey,
-  min_ts AS minTimestamp, max_ts AS maxTimestamp, kind`;
+  min_ts AS minTimestamp, max_ts AS maxTimestamp, kind,
+  footer_position AS footerPosition, footer_length AS footerLength`;
+const intentColumns = `kind, base_offset AS baseOffset, id, object_keys AS objectKeys,
+  sealed_key AS sealedKey, created_at AS createdAt, done_at AS doneAt`;
+const deletedTopicColumns = "id, name, partitions, deleted_at AS deletedAt";
 const groupColumns = "name, incarnation, version, fence, created_at AS createdAt, doc";
 const offsetColumns = `topic, partition, topic_id AS topicId, "offset" AS "offset", metadata,
   generation, member_id AS memberId, committed_at AS committedAt`;
@@ -111,6 +146,31 @@ type OffsetRow = CommittedOffset & { group: string; incarnation: string };
 
 interface TopicRow extends Omit<TopicMeta, "config"> {
   config: string;
+}
+
+interface EntryRow {
+  baseOffset: number;
+  count: number;
+  bytes: number;
+  objectKey: string;
+  minTimestamp: number;
+  maxTimestamp: number;
+  kind: SegmentKind;
+  footerPosition: number | null;
+  footerLength: number | null;
+}
+
+/** The row an entry is stored as, with the partition it belongs to. */
+type EntryParams = EntryRow & { topicId: string; partition: number };
+
+interface IntentRow extends Omit<Intent, "objectKeys"> {
+  objectKeys: string;
+}
+
+/** Named parameters of the statements that address one partition. */
+interface PartitionParams {
+  topicId: string;
+  partition: number;
 }
 
 export interface SqliteMetaStoreOptions {
@@ -130,11 +190,18 @@ export interface SqliteMetaStoreOptions {
  */
 export class SqliteMetaStore implements MetaStore, GroupStore {
   readonly maxOffsetsPerWrite = Infinity;
+  readonly maxReplacedPerRoll = MAX_REPLACED_PER_ROLL;
+  readonly maxRemovedPerAdvance = Infinity;
   readonly #db: BetterSqlite3.Database;
   readonly #busyTimeoutMs: number;
   readonly #statements;
   readonly #createTopic;
+  readonly #deleteTopic;
   readonly #commitAppend;
+  readonly #beginIntent;
+  readonly #replaceEntries;
+  readonly #advanceLogStart;
+  readonly #purgePartition;
   readonly #putGroup;
   readonly #deleteGroup;
   readonly #writeOffsets;
@@ -176,7 +243,18 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
       ),
       getTopic: db.prepare<[string], TopicRow>(`SELECT ${topicColumns} FROM topics WHERE name = ?`),
       listTopics: db.prepare<[], TopicRow>(`SELECT ${topicColumns} FROM topics ORDER BY name`),
+      getTopicIdentity: db.prepare<[string], { id: string; partitions: number }>(
+        "SELECT id, partitions FROM topics WHERE name = ?",
+      ),
       deleteTopic: db.prepare<[string, string]>("DELETE FROM topics WHERE name = ? AND id = ?"),
+      insertDeletedTopic: db.prepare<[DeletedTopic]>(
+        `INSERT INTO deleted_topics (id, name, partitions, deleted_at)
+         VALUES (@id, @name, @partitions, @deletedAt) ON CONFLICT (id) DO NOTHING`,
+      ),
+      listDeletedTopics: db.prepare<[], DeletedTopic>(
+        `SELECT ${deletedTopicColumns} FROM deleted_topics ORDER BY id`,
+      ),
+      forgetDeletedTopic: db.prepare<[string]>("DELETE FROM deleted_topics WHERE id = ?"),
       getHead: db.prepare<[string, number], PartitionHead>(
         `SELECT ${headColumns} FROM heads WHERE topic_id = ? AND partition = ?`,
       ),
@@ -184,17 +262,71 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
         `INSERT INTO heads (topic_id, partition, log_start_offset, log_end_offset) VALUES (?, ?, ?, ?)
          ON CONFLICT (topic_id, partition) DO UPDATE SET log_end_offset = excluded.log_end_offset`,
       ),
-      insertEntry: db.prepare<[{ topicId: string; partition: number } & IndexEntry]>(
-        `INSERT INTO segments
-           (topic_id, partition, base_offset, count, bytes, object_key, min_ts, max_ts, kind)
+      setLogStart: db.prepare<[number, string, number]>(
+        "UPDATE heads SET log_start_offset = ? WHERE topic_id = ? AND partition = ?",
+      ),
+      insertEntry: db.prepare<[EntryParams]>(
+        `INSERT INTO segments (topic_id, partition, base_offset, count, bytes, object_key,
+           min_ts, max_ts, kind, footer_position, footer_length)
          VALUES (@topicId, @partition, @baseOffset, @count, @bytes, @objectKey,
-           @minTimestamp, @maxTimestamp, @kind)`,
+           @minTimestamp, @maxTimestamp, @kind, @footerPosition, @footerLength)`,
+      ),
+      getEntryKey: db.prepare<[string, number, number], { objectKey: string }>(
+        `SELECT object_key AS objectKey FROM segments
+         WHERE topic_id = ? AND partition = ? AND base_offset = ?`,
+      ),
+      deleteEntry: db.prepare<[string, number, number]>(
+        "DELETE FROM segments WHERE topic_id = ? AND partition = ? AND base_offset = ?",
+      ),
+      listEntries: db.prepare<[PartitionParams & { from: number; limit: number }], EntryRow>(
+        `SELECT ${entryColumns} FROM segments
+         WHERE topic_id = @topicId AND partition = @partition AND base_offset >= @from
+         ORDER BY base_offset LIMIT @limit`,
+      ),
+      insertIntent: db.prepare<[PartitionParams & IntentRow]>(
+        `INSERT INTO intents (topic_id, partition, kind, base_offset, id, object_keys, sealed_key,
+           created_at, done_at)
+         VALUES (@topicId, @partition, @kind, @baseOffset, @id, @objectKeys, @sealedKey,
+           @createdAt, NULL)
+         ON CONFLICT (topic_id, partition, kind, base_offset) DO NOTHING`,
+      ),
+      getIntentState: db.prepare<
+        [string, number, IntentKind, number],
+        { id: string; doneAt: number | null }
+      >(
+        `SELECT id, done_at AS doneAt FROM intents
+         WHERE topic_id = ? AND partition = ? AND kind = ? AND base_offset = ?`,
+      ),
+      finishIntent: db.prepare<[number, string, number, IntentKind, number]>(
+        `UPDATE intents SET done_at = ?
+         WHERE topic_id = ? AND partition = ? AND kind = ? AND base_offset = ?`,
+      ),
+      abortIntent: db.prepare<[string, number, IntentKind, number, string]>(
+        `DELETE FROM intents WHERE topic_id = ? AND partition = ? AND kind = ? AND base_offset = ?
+           AND id = ? AND done_at IS NULL`,
+      ),
+      dropIntent: db.prepare<[string, number, IntentKind, number]>(
+        "DELETE FROM intents WHERE topic_id = ? AND partition = ? AND kind = ? AND base_offset = ?",
+      ),
+      listIntents: db.prepare<[string, number], IntentRow>(
+        `SELECT ${intentColumns} FROM intents WHERE topic_id = ? AND partition = ?
+         ORDER BY kind, base_offset`,
+      ),
+      purgeIntents: db.prepare<[PartitionParams & { limit: number }]>(
+        `DELETE FROM intents WHERE topic_id = @topicId AND partition = @partition
+           AND (kind, base_offset) IN (SELECT kind, base_offset FROM intents
+             WHERE topic_id = @topicId AND partition = @partition LIMIT @limit)`,
+      ),
+      purgeEntries: db.prepare<[PartitionParams & { limit: number }]>(
+        `DELETE FROM segments WHERE topic_id = @topicId AND partition = @partition
+           AND base_offset IN (SELECT base_offset FROM segments
+             WHERE topic_id = @topicId AND partition = @partition LIMIT @limit)`,
+      ),
+      deleteHead: db.prepare<[string, number]>(
+        "DELETE FROM heads WHERE topic_id = ? AND partition = ?",
       ),
       // A NULL floor (no entry at or before the offset) makes the comparison fail: no rows.
-      readIndex: db.prepare<
-        [{ topicId: string; partition: number; offset: number; limit: number }],
-        IndexEntry
-      >(
+      readIndex: db.prepare<[PartitionParams & { offset: number; limit: number }], EntryRow>(
         `SELECT ${entryColumns} FROM segments
          WHERE topic_id = @topicId AND partition = @partition AND base_offset >= (
            SELECT base_offset FROM segments
@@ -267,15 +399,96 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
       for (let p = 0; p < topic.partitions; p++) s.insertHead.run(topic.id, p);
     });
 
+    this.#deleteTopic = db.transaction((name: string, id: string): boolean => {
+      const topic = s.getTopicIdentity.get(name);
+      if (topic?.id !== id) return false;
+      s.deleteTopic.run(name, id);
+      s.insertDeletedTopic.run({ id, name, partitions: topic.partitions, deletedAt: Date.now() });
+      return true;
+    });
+
     this.#commitAppend = db.transaction((request: CommitRequest): CommitResult => {
       const { topicId, partition, expectedLogEndOffset, entry } = request;
       const head = s.getHead.get(topicId, partition) ?? { logStartOffset: 0, logEndOffset: 0 };
       if (head.logEndOffset !== expectedLogEndOffset) return { committed: false, head };
       const next = { ...head, logEndOffset: expectedLogEndOffset + entry.count };
       s.putHead.run(topicId, partition, next.logStartOffset, next.logEndOffset);
-      s.insertEntry.run({ topicId, partition, ...entry });
+      s.insertEntry.run(toEntryParams(topicId, partition, entry));
       return { committed: true, head: next };
     });
+
+    this.#beginIntent = db.transaction(
+      (topic: { name: string; id: string }, partition: number, intent: Intent): boolean => {
+        if (s.getTopicIdentity.get(topic.name)?.id !== topic.id) return false;
+        const row = { ...intent, objectKeys: JSON.stringify(intent.objectKeys), doneAt: null };
+        return s.insertIntent.run({ topicId: topic.id, partition, ...row }).changes > 0;
+      },
+    );
+
+    /** Whether every entry is still in the index at its base, naming its object. */
+    const entriesHold = (topicId: string, partition: number, entries: IndexEntry[]) =>
+      entries.every(
+        (e) => s.getEntryKey.get(topicId, partition, e.baseOffset)?.objectKey === e.objectKey,
+      );
+
+    this.#replaceEntries = db.transaction(
+      (
+        topicId: string,
+        partition: number,
+        intentId: string,
+        replaced: IndexEntry[],
+        sealed: IndexEntry,
+        now: number,
+      ): boolean => {
+        const base = sealed.baseOffset;
+        const intent = s.getIntentState.get(topicId, partition, "roll", base);
+        if (intent?.id !== intentId) return false;
+        // A replay of a swap that applied: its sealed entry is where the swap put it.
+        if (intent.doneAt !== null) return entriesHold(topicId, partition, [sealed]);
+        if (!entriesHold(topicId, partition, replaced)) return false;
+        for (const e of replaced) s.deleteEntry.run(topicId, partition, e.baseOffset);
+        s.insertEntry.run(toEntryParams(topicId, partition, sealed));
+        s.finishIntent.run(now, topicId, partition, "roll", base);
+        return true;
+      },
+    );
+
+    this.#advanceLogStart = db.transaction(
+      (
+        topicId: string,
+        partition: number,
+        intentId: string,
+        expected: number,
+        removed: IndexEntry[],
+        now: number,
+      ): boolean => {
+        const intent = s.getIntentState.get(topicId, partition, "retire", expected);
+        if (intent?.id !== intentId) return false;
+        const last = removed[removed.length - 1]!;
+        const start = last.baseOffset + last.count;
+        const head = s.getHead.get(topicId, partition);
+        // A replay of an advance that applied: the log start has moved at least that far.
+        if (intent.doneAt !== null) return head !== undefined && head.logStartOffset >= start;
+        if (head?.logStartOffset !== expected) return false;
+        if (!entriesHold(topicId, partition, removed)) return false;
+        for (const e of removed) s.deleteEntry.run(topicId, partition, e.baseOffset);
+        s.setLogStart.run(start, topicId, partition);
+        s.finishIntent.run(now, topicId, partition, "retire", expected);
+        return true;
+      },
+    );
+
+    this.#purgePartition = db.transaction(
+      (topicId: string, partition: number, limit: number): number => {
+        const where = { topicId, partition };
+        let purged = s.purgeIntents.run({ ...where, limit }).changes;
+        if (purged < limit)
+          purged += s.purgeEntries.run({ ...where, limit: limit - purged }).changes;
+        // The head goes last, once nothing else of the partition is left.
+        if (purged < limit) purged += s.deleteHead.run(topicId, partition).changes;
+        return purged;
+      },
+    );
 
     this.#putGroup = db.transaction(
       (record: GroupRecord, expectedVersion: number | null): boolean =>
@@ -327,10 +540,7 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
   }
 
   async deleteTopic(name: string, id: string): Promise<boolean> {
-    const { changes } = await this.#run("deleteTopic", () =>
-      this.#statements.deleteTopic.run(name, id),
-    );
-    return changes > 0;
+    return this.#run("deleteTopic", () => this.#deleteTopic.immediate(name, id));
   }
 
   async getHead(topicId: string, partition: number): Promise<PartitionHead> {
@@ -349,10 +559,106 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
     offset: number,
     limit: number,
   ): Promise<IndexEntry[]> {
-    if (limit <= 0) return [];
-    return this.#run("readIndex", () =>
-      this.#statements.readIndex.all({ topicId, partition, offset, limit }),
+    if (!(limit > 0)) return [];
+    const rows = await this.#run("readIndex", () =>
+      this.#statements.readIndex.all({ topicId, partition, offset, limit: rowLimit(limit) }),
     );
+    return rows.map(toEntry);
+  }
+
+  async listEntries(
+    topicId: string,
+    partition: number,
+    from: number,
+    limit: number,
+  ): Promise<IndexEntry[]> {
+    if (!(limit > 0)) return [];
+    const rows = await this.#run("listEntries", () =>
+      this.#statements.listEntries.all({ topicId, partition, from, limit: rowLimit(limit) }),
+    );
+    return rows.map(toEntry);
+  }
+
+  async beginIntent(
+    topic: { name: string; id: string },
+    partition: number,
+    intent: Intent,
+  ): Promise<boolean> {
+    return this.#run("beginIntent", () => this.#beginIntent.immediate(topic, partition, intent));
+  }
+
+  async replaceEntries(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    replaced: IndexEntry[],
+    sealed: IndexEntry,
+    now: number,
+  ): Promise<boolean> {
+    checkReplaceRequest(replaced, sealed);
+    return this.#run("replaceEntries", () =>
+      this.#replaceEntries.immediate(topicId, partition, intentId, replaced, sealed, now),
+    );
+  }
+
+  async advanceLogStart(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    expected: number,
+    removed: IndexEntry[],
+    now: number,
+  ): Promise<boolean> {
+    checkAdvanceRequest(expected, removed, this.maxRemovedPerAdvance);
+    return this.#run("advanceLogStart", () =>
+      this.#advanceLogStart.immediate(topicId, partition, intentId, expected, removed, now),
+    );
+  }
+
+  async abortIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+    id: string,
+  ): Promise<boolean> {
+    const { changes } = await this.#run("abortIntent", () =>
+      this.#statements.abortIntent.run(topicId, partition, kind, baseOffset, id),
+    );
+    return changes > 0;
+  }
+
+  async listIntents(topicId: string, partition: number): Promise<Intent[]> {
+    const rows = await this.#run("listIntents", () =>
+      this.#statements.listIntents.all(topicId, partition),
+    );
+    return rows.map((row) => ({ ...row, objectKeys: JSON.parse(row.objectKeys) as string[] }));
+  }
+
+  async dropIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+  ): Promise<void> {
+    await this.#run("dropIntent", () =>
+      this.#statements.dropIntent.run(topicId, partition, kind, baseOffset),
+    );
+  }
+
+  async listDeletedTopics(): Promise<DeletedTopic[]> {
+    return this.#run("listDeletedTopics", () => this.#statements.listDeletedTopics.all());
+  }
+
+  async purgePartition(topicId: string, partition: number, limit: number): Promise<number> {
+    if (!(limit > 0)) return 0;
+    return this.#run("purgePartition", () =>
+      this.#purgePartition.immediate(topicId, partition, rowLimit(limit)),
+    );
+  }
+
+  async forgetDeletedTopic(id: string): Promise<void> {
+    await this.#run("forgetDeletedTopic", () => this.#statements.forgetDeletedTopic.run(id));
   }
 
   async getGroup(name: string): Promise<GroupRecord | undefined> {
@@ -437,6 +743,34 @@ function migrate(db: BetterSqlite3.Database): void {
 
 function toTopic(row: TopicRow): TopicMeta {
   return { ...row, config: JSON.parse(row.config) as TopicConfig };
+}
+
+function toEntry({ footerPosition, footerLength, ...entry }: EntryRow): IndexEntry {
+  return footerPosition === null || footerLength === null
+    ? entry
+    : { ...entry, footer: { position: footerPosition, length: footerLength } };
+}
+
+function toEntryParams(topicId: string, partition: number, entry: IndexEntry): EntryParams {
+  const { baseOffset, count, bytes, objectKey, minTimestamp, maxTimestamp, kind, footer } = entry;
+  return {
+    topicId,
+    partition,
+    baseOffset,
+    count,
+    bytes,
+    objectKey,
+    minTimestamp,
+    maxTimestamp,
+    kind,
+    footerPosition: footer?.position ?? null,
+    footerLength: footer?.length ?? null,
+  };
+}
+
+/** SQLite's LIMIT takes an integer: a caller's `Infinity` means no limit. */
+function rowLimit(limit: number): number {
+  return Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER);
 }
 
 /** Failures a later retry may cure become `storage_unavailable`; anything else is a bug. */

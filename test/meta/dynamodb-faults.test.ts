@@ -11,6 +11,7 @@ import {
   type CancellationReason,
 } from "@aws-sdk/client-dynamodb";
 import {
+  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -25,7 +26,7 @@ import { topicConfigDefaults } from "../../src/config.js";
 import { isSluiceError } from "../../src/errors.js";
 import { DynamoMetaStore, ensureTable } from "../../src/meta/dynamodb.js";
 import type { CommittedOffset, GroupRecord, OffsetWrite } from "../../src/meta/group-store.js";
-import type { CommitRequest, IndexEntry, TopicMeta } from "../../src/meta/meta-store.js";
+import type { CommitRequest, IndexEntry, Intent, TopicMeta } from "../../src/meta/meta-store.js";
 import { MemoryObjectStore } from "../../src/storage/memory.js";
 import { makeHarness } from "../support/harness.js";
 import {
@@ -189,6 +190,49 @@ const rawItem = (item: Record<string, unknown>): Record<string, AttributeValue> 
 
 /** Stubs the prototype, so every document client, the adapter's included, answers from it. */
 const mockDynamo = () => mockClient(DynamoDBDocumentClient);
+
+/** The sealed entry a roll of `chunks` uploads, under the roll's unique key. */
+const sealedOf = (chunks: IndexEntry[], rollId: string): IndexEntry => ({
+  baseOffset: chunks[0]!.baseOffset,
+  count: chunks.reduce((n, c) => n + c.count, 0),
+  bytes: chunks.reduce((n, c) => n + c.bytes, 0) + 80,
+  objectKey: `segments/${String(chunks[0]!.baseOffset).padStart(20, "0")}-${rollId}.log`,
+  minTimestamp: 1,
+  maxTimestamp: 2,
+  kind: "sealed",
+  footer: { position: chunks.reduce((n, c) => n + c.bytes, 0), length: 80 },
+});
+
+const pendingIntent = (kind: Intent["kind"], baseOffset: number, id: string): Intent => ({
+  kind,
+  baseOffset,
+  id,
+  objectKeys: [],
+  sealedKey: null,
+  createdAt: 1,
+  doneAt: null,
+});
+
+/** A raw intent item as DynamoDB returns it in a cancellation reason. */
+const intentItem = (id: string, doneAt?: number) => ({
+  id: { S: id },
+  objectKeys: { L: [] },
+  createdAt: { N: "1" },
+  ...(doneAt === undefined ? {} : { doneAt: { N: String(doneAt) } }),
+});
+
+/** Three chunks [0, 6) and the sealed entry rolling the first two; nothing is written. */
+const swap = () => {
+  const chunks = [entry(0, 2), entry(2, 2), entry(4, 2)];
+  const rollId = randomUUID();
+  return { chunks, rollId, sealed: sealedOf(chunks.slice(0, 2), rollId) };
+};
+
+/** Two sealed segments [0, 5) and [5, 9). */
+const segments = (): IndexEntry[] => [
+  { ...sealedOf([entry(0, 5)], randomUUID()) },
+  { ...sealedOf([entry(5, 4)], randomUUID()) },
+];
 
 describe("DynamoMetaStore with DynamoDB answers injected", () => {
   let store: DynamoMetaStore;
@@ -468,6 +512,264 @@ describe("DynamoMetaStore with DynamoDB answers injected", () => {
     const broken = await store.getTopic("missing-table").catch((e: unknown) => e);
     expect(isSluiceError(broken, "internal")).toBe(true);
   });
+
+  it("takes a swap cancelled by its own done intent and sealed entry for a replay of itself", async () => {
+    const { chunks, rollId, sealed } = swap();
+    const replaced = chunks.slice(0, 2);
+    const atBase = (objectKey: string) => ({
+      Code: "ConditionalCheckFailed",
+      Item: { objectKey: { S: objectKey } },
+    });
+    const chunkGone = { Code: "ConditionalCheckFailed" };
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      // The first attempt applied and its answer was lost: DynamoDB could not match the resend.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: intentItem(rollId, 42) },
+          atBase(sealed.objectKey),
+          chunkGone,
+        ),
+      )
+      // Retention has removed the segment since: still ours.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: intentItem(rollId, 42) },
+          chunkGone,
+          chunkGone,
+        ),
+      )
+      // The intent was dropped after the grace period; our sealed key is still at the base.
+      .rejectsOnce(canceled(chunkGone, atBase(sealed.objectKey), chunkGone))
+      // Another roller's swap applied: another id on the intent.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: intentItem("another-roll", 42) },
+          atBase("segments/another.log"),
+          chunkGone,
+        ),
+      )
+      // Our intent, done, but another object at the base: not this swap.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: intentItem(rollId, 42) },
+          atBase("segments/another.log"),
+          chunkGone,
+        ),
+      )
+      // Still pending (not ours to finish), and a chunk was renamed: a plain lost race.
+      .rejectsOnce(canceled({ Code: "None" }, { Code: "None" }, chunkGone))
+      // Gone, and the base still holds a chunk.
+      .rejectsOnce(canceled(chunkGone, atBase(chunks[0]!.objectKey), { Code: "None" }));
+
+    const replace = () => store.replaceEntries(randomUUID(), 0, rollId, replaced, sealed, 43);
+    expect(await replace()).toBe(true);
+    expect(await replace()).toBe(true);
+    expect(await replace()).toBe(true);
+    expect(await replace()).toBe(false);
+    expect(await replace()).toBe(false);
+    expect(await replace()).toBe(false);
+    expect(await replace()).toBe(false);
+
+    const [first] = ddb.commandCalls(TransactWriteCommand).map((c) => c.args[0].input);
+    const items = first!.TransactItems!;
+    expect(items).toHaveLength(3);
+    expect(items[0]!.Update).toMatchObject({
+      Key: { sk: `gc#roll#${"0".repeat(20)}` },
+      ConditionExpression: "#id = :id AND attribute_not_exists(doneAt)",
+      ExpressionAttributeValues: { ":id": rollId, ":now": 43 },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    });
+    expect(items[1]!.Put).toMatchObject({
+      Item: { sk: `seg#${"0".repeat(20)}`, footerPosition: 40, footerLength: 80 },
+      ExpressionAttributeValues: { ":chunk": replaced[0]!.objectKey },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    });
+    expect(items[2]!.Delete).toMatchObject({
+      Key: { sk: `seg#${"2".padStart(20, "0")}` },
+      ExpressionAttributeValues: { ":objectKey": replaced[1]!.objectKey },
+    });
+  });
+
+  it("takes an advance cancelled by its own done intent for a replay, and pins the head it saw", async () => {
+    const removed = segments();
+    const intentId = randomUUID();
+    const topicId = randomUUID();
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      // Applied, answer lost; meanwhile a later step moved the log start on to 12.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(12, 20) },
+          { Code: "ConditionalCheckFailed", Item: intentItem(intentId, 7) },
+          { Code: "ConditionalCheckFailed" },
+          { Code: "ConditionalCheckFailed" },
+        ),
+      )
+      // The next commit of this process pins the start the cancellation returned.
+      .resolvesOnce({})
+      // Another retire step applied from the same log start.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(9, 20) },
+          { Code: "ConditionalCheckFailed", Item: intentItem("another-retire", 7) },
+          { Code: "ConditionalCheckFailed" },
+          { Code: "ConditionalCheckFailed" },
+        ),
+      )
+      // Throttled inside the transaction: the outcome is open.
+      .rejectsOnce(
+        canceled(
+          { Code: "None" },
+          { Code: "ConditionalCheckFailed", Item: intentItem("another-retire", 7) },
+          { Code: "ThrottlingError" },
+          { Code: "None" },
+        ),
+      );
+
+    const advance = () => store.advanceLogStart(topicId, 0, intentId, 0, removed, 8);
+    expect(await advance()).toBe(true);
+    expect(
+      await store.commitAppend({
+        topicId,
+        partition: 0,
+        expectedLogEndOffset: 20,
+        entry: entry(20, 1),
+      }),
+    ).toEqual({ committed: true, head: { logStartOffset: 12, logEndOffset: 21 } });
+    expect(await advance()).toBe(false);
+    const err = await advance().catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+
+    const calls = ddb.commandCalls(TransactWriteCommand).map((c) => c.args[0].input);
+    expect(calls[1]!.TransactItems![0]!.Update!.ExpressionAttributeValues).toMatchObject({
+      ":start": 12,
+    });
+    const items = calls[0]!.TransactItems!;
+    expect(items).toHaveLength(4);
+    expect(items[0]!.Update).toMatchObject({
+      Key: { sk: "head" },
+      UpdateExpression: "SET logStartOffset = :next",
+      ConditionExpression: "logStartOffset = :expected",
+      ExpressionAttributeValues: { ":next": 9, ":expected": 0 },
+    });
+    expect(items[1]!.Update).toMatchObject({
+      Key: { sk: `gc#retire#${"0".repeat(20)}` },
+      ExpressionAttributeValues: { ":id": intentId, ":now": 8 },
+    });
+    expect(items.slice(2).map((i) => i.Delete!.ExpressionAttributeValues)).toEqual(
+      removed.map((e) => ({ ":objectKey": e.objectKey })),
+    );
+  });
+
+  it("reports throttled or conflicting segment writes as storage_unavailable", async () => {
+    const { chunks, rollId, sealed } = swap();
+    const throttled = new ThrottlingException({ message: "Rate exceeded", $metadata: {} });
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejectsOnce(throttled)
+      .rejectsOnce(throttled)
+      .rejectsOnce(throttled)
+      // A failed condition next to a conflict: the conflict may hide our own earlier success.
+      .rejectsOnce(
+        canceled(
+          { Code: "TransactionConflict" },
+          { Code: "ConditionalCheckFailed" },
+          { Code: "None" },
+        ),
+      )
+      .rejectsOnce(
+        canceled(
+          { Code: "None" },
+          { Code: "TransactionConflict" },
+          { Code: "ConditionalCheckFailed" },
+          { Code: "None" },
+        ),
+      );
+    ddb.on(DeleteCommand).rejects(throttled).on(QueryCommand).rejects(throttled);
+
+    const t = topic();
+    for (const write of [
+      () => store.replaceEntries(t.id, 0, rollId, chunks.slice(0, 2), sealed, 1),
+      () => store.advanceLogStart(t.id, 0, randomUUID(), 0, segments(), 1),
+      () => store.beginIntent(t, 0, pendingIntent("roll", 0, rollId)),
+      () => store.replaceEntries(t.id, 0, rollId, chunks.slice(0, 2), sealed, 1),
+      () => store.advanceLogStart(t.id, 0, randomUUID(), 0, segments(), 1),
+      () => store.abortIntent(t.id, 0, "roll", 0, rollId),
+      () => store.dropIntent(t.id, 0, "roll", 0),
+      () => store.forgetDeletedTopic(t.id),
+      () => store.listIntents(t.id, 0),
+      () => store.listEntries(t.id, 0, 0, 10),
+      () => store.listDeletedTopics(),
+      () => store.purgePartition(t.id, 0, 10),
+    ]) {
+      const err = await write().catch((e: unknown) => e);
+      expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+    }
+  });
+
+  it("takes an intent cancelled by its own id for a replay of beginIntent", async () => {
+    const t = topic();
+    const id = randomUUID();
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      // The topic was deleted since, but our intent was written first.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed" },
+          { Code: "ConditionalCheckFailed", Item: intentItem(id) },
+        ),
+      )
+      .rejectsOnce(
+        canceled({ Code: "None" }, { Code: "ConditionalCheckFailed", Item: intentItem("other") }),
+      )
+      .rejectsOnce(canceled({ Code: "ConditionalCheckFailed" }, { Code: "None" }));
+
+    expect(await store.beginIntent(t, 0, pendingIntent("retire", 3, id))).toBe(true);
+    expect(await store.beginIntent(t, 0, pendingIntent("retire", 3, id))).toBe(false);
+    expect(await store.beginIntent(t, 0, pendingIntent("retire", 3, id))).toBe(false);
+  });
+
+  it("purges in batches of 25, resending unprocessed deletes", async () => {
+    const topicId = randomUUID();
+    const pk = `log#${topicId}#0`;
+    const keys = Array.from({ length: 30 }, (_, i) => ({
+      pk,
+      sk: `seg#${String(i).padStart(20, "0")}`,
+    }));
+    ddb = mockDynamo();
+    ddb.on(QueryCommand).resolves({ Items: keys });
+    ddb
+      .on(BatchWriteCommand)
+      .resolvesOnce({
+        UnprocessedItems: { [table]: keys.slice(3, 5).map((Key) => ({ DeleteRequest: { Key } })) },
+      })
+      .resolvesOnce({})
+      .resolvesOnce({});
+
+    expect(await store.purgePartition(topicId, 0, 30)).toBe(30);
+    const batches = ddb
+      .commandCalls(BatchWriteCommand)
+      .map((c) => c.args[0].input.RequestItems![table]!.map((r) => r.DeleteRequest!.Key));
+    expect(batches).toEqual([keys.slice(0, 25), keys.slice(3, 5), keys.slice(25)]);
+    const [query] = ddb.commandCalls(QueryCommand).map((c) => c.args[0].input);
+    expect(query).toMatchObject({
+      ConsistentRead: true,
+      Limit: 30,
+      ProjectionExpression: "pk, sk",
+    });
+
+    // DynamoDB keeps leaving work undone: unavailable, after a bounded number of resends.
+    ddb
+      .on(BatchWriteCommand)
+      .resolves({ UnprocessedItems: { [table]: [{ DeleteRequest: { Key: keys[0]! } }] } });
+    const err = await store.purgePartition(topicId, 0, 30).catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+  });
 });
 
 describe("DynamoMetaStore against DynamoDB Local with faults", () => {
@@ -632,6 +934,95 @@ describe("DynamoMetaStore against DynamoDB Local with faults", () => {
     expect((await store.listGroups()).filter((x) => x.name === g.name)).toHaveLength(1);
     // Another create of the same name is not a replay: a new incarnation.
     expect(await store.putGroup({ ...g, incarnation: randomUUID() }, null)).toBe(false);
+    await store.close();
+  });
+
+  /** A topic with chunks [0, 2), [2, 4), [4, 6), and a pending roll intent for the first two. */
+  async function pendingRoll(store: DynamoMetaStore) {
+    const t = topic();
+    await store.createTopic(t);
+    const chunks: IndexEntry[] = [];
+    for (const base of [0, 2, 4]) {
+      const e = entry(base, 2);
+      await store.commitAppend({
+        topicId: t.id,
+        partition: 0,
+        expectedLogEndOffset: base,
+        entry: e,
+      });
+      chunks.push(e);
+    }
+    const rollId = randomUUID();
+    const sealed = sealedOf(chunks.slice(0, 2), rollId);
+    expect(
+      await store.beginIntent(t, 0, {
+        ...pendingIntent("roll", 0, rollId),
+        objectKeys: chunks.slice(0, 2).map((c) => c.objectKey),
+        sealedKey: sealed.objectKey,
+      }),
+    ).toBe(true);
+    return { t, chunks, rollId, sealed };
+  }
+
+  for (const how of ["the SDK resends it", "a resend cannot be matched by its token"]) {
+    it(`swaps once when ${how} after a lost answer`, async () => {
+      faulty = makeDynamoClient(dynamo.endpoint);
+      const lost = how.startsWith("the SDK")
+        ? loseNextCommitAnswer(faulty, { insideRetries: true })
+        : resendNextTransaction(faulty);
+      const store = new DynamoMetaStore({ table, client: faulty });
+      const { t, chunks, rollId, sealed } = await pendingRoll(store);
+
+      lost.armed = true;
+      expect(await store.replaceEntries(t.id, 0, rollId, chunks.slice(0, 2), sealed, 77)).toBe(
+        true,
+      );
+      expect("lost" in lost ? lost.lost : lost.resent).toBe(1);
+      if ("resendError" in lost) expect(lost.resendError).toBe("TransactionCanceledException");
+      expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([sealed, chunks[2]]);
+      expect(await store.listIntents(t.id, 0)).toMatchObject([{ id: rollId, doneAt: 77 }]);
+      expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 6 });
+      await store.close();
+    });
+  }
+
+  it("advances once when a resend cannot be matched by its token, and pins the new start", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const fault = resendNextTransaction(faulty);
+    const transactions = { count: 0 };
+    faulty.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === "TransactWriteItemsCommand") transactions.count++;
+        return next(args);
+      },
+      { step: "initialize", name: "countTransactions" },
+    );
+    const store = new DynamoMetaStore({ table, client: faulty });
+    const { t, chunks, rollId, sealed } = await pendingRoll(store);
+    expect(await store.replaceEntries(t.id, 0, rollId, chunks.slice(0, 2), sealed, 1)).toBe(true);
+    const retireId = randomUUID();
+    expect(await store.beginIntent(t, 0, pendingIntent("retire", 0, retireId))).toBe(true);
+
+    fault.armed = true;
+    expect(await store.advanceLogStart(t.id, 0, retireId, 0, [sealed], 2)).toBe(true);
+    expect(fault.resendError).toBe("TransactionCanceledException");
+    expect(await store.listEntries(t.id, 0, 0, 10)).toEqual([chunks[2]]);
+    expect((await store.listIntents(t.id, 0)).find((i) => i.kind === "retire")).toMatchObject({
+      id: retireId,
+      doneAt: 2,
+    });
+
+    // This process's next commit conditions on the new start: one transaction, no relearning.
+    transactions.count = 0;
+    expect(
+      await store.commitAppend({
+        topicId: t.id,
+        partition: 0,
+        expectedLogEndOffset: 6,
+        entry: entry(6, 1),
+      }),
+    ).toEqual({ committed: true, head: { logStartOffset: 4, logEndOffset: 7 } });
+    expect(transactions.count).toBe(1);
     await store.close();
   });
 });

@@ -6,10 +6,11 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { isSluiceError } from "../../src/errors.js";
 import { topicConfigDefaults } from "../../src/config.js";
 import { DynamoMetaStore, ensureTable } from "../../src/meta/dynamodb.js";
 import type { CommittedOffset, GroupRecord } from "../../src/meta/group-store.js";
-import type { TopicMeta } from "../../src/meta/meta-store.js";
+import type { IndexEntry, Intent, TopicMeta } from "../../src/meta/meta-store.js";
 import { groupStoreContract } from "../contract/group-store.case.js";
 import { metaStoreContract } from "../contract/meta-store.case.js";
 import {
@@ -298,6 +299,349 @@ describe("DynamoMetaStore groups", () => {
     expect(await store.purgeOffsets(old.name, current.incarnation)).toBe(values.length);
     expect(await store.getOffsets(old.name, old.incarnation)).toEqual([]);
     expect(await store.getGroup(old.name)).toEqual(current);
+    await store.close();
+  });
+});
+
+describe("DynamoMetaStore segments", () => {
+  const raw = async (pk: string, sk: string) =>
+    (
+      await client.send(
+        new GetItemCommand({
+          TableName: table,
+          Key: { pk: { S: pk }, sk: { S: sk } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item;
+  const pad = (n: number) => String(n).padStart(20, "0");
+
+  const chunk = (baseOffset: number, count: number): IndexEntry => ({
+    baseOffset,
+    count,
+    bytes: 10 * count,
+    objectKey: `chunks/${randomUUID()}/${pad(baseOffset)}.log`,
+    minTimestamp: 1_000 + baseOffset,
+    maxTimestamp: 1_000 + baseOffset + count,
+    kind: "chunk",
+  });
+
+  const sealedOf = (chunks: IndexEntry[], rollId = randomUUID()): IndexEntry => ({
+    baseOffset: chunks[0]!.baseOffset,
+    count: chunks.reduce((n, c) => n + c.count, 0),
+    bytes: chunks.reduce((n, c) => n + c.bytes, 0),
+    objectKey: `segments/${pad(chunks[0]!.baseOffset)}-${rollId}.log`,
+    minTimestamp: chunks[0]!.minTimestamp,
+    maxTimestamp: chunks[chunks.length - 1]!.maxTimestamp,
+    kind: "sealed",
+    footer: { position: 1_234, length: 80 },
+  });
+
+  const rollIntent = (chunks: IndexEntry[], sealed: IndexEntry, id: string): Intent => ({
+    kind: "roll",
+    baseOffset: sealed.baseOffset,
+    id,
+    objectKeys: chunks.map((c) => c.objectKey),
+    sealedKey: sealed.objectKey,
+    createdAt: 5_000,
+    doneAt: null,
+  });
+
+  async function commitAll(store: DynamoMetaStore, t: TopicMeta, p: number, counts: number[]) {
+    const entries: IndexEntry[] = [];
+    for (const count of counts) {
+      const { logEndOffset } = await store.getHead(t.id, p);
+      const e = chunk(logEndOffset, count);
+      const result = await store.commitAppend({
+        topicId: t.id,
+        partition: p,
+        expectedLogEndOffset: logEndOffset,
+        entry: e,
+      });
+      expect(result.committed).toBe(true);
+      entries.push(e);
+    }
+    return entries;
+  }
+
+  /** Rolls `chunks` into one sealed entry through the port, as maintenance does. */
+  async function roll(store: DynamoMetaStore, t: TopicMeta, p: number, chunks: IndexEntry[]) {
+    const id = randomUUID();
+    const sealed = sealedOf(chunks, id);
+    const intent = rollIntent(chunks, sealed, id);
+    expect(await store.beginIntent(t, p, intent)).toBe(true);
+    expect(await store.replaceEntries(t.id, p, id, chunks, sealed, 6_000)).toBe(true);
+    return { sealed, intent };
+  }
+
+  it("keeps the documented layout for sealed entries, intents and tombstones", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const t = topic(3);
+    await store.createTopic(t);
+    const chunks = await commitAll(store, t, 1, [2, 3]);
+    const id = randomUUID();
+    const sealed = sealedOf(chunks, id);
+    expect(await store.beginIntent(t, 1, rollIntent(chunks, sealed, id))).toBe(true);
+    const pk = `log#${t.id}#1`;
+    expect(await raw(pk, `gc#roll#${pad(0)}`)).toEqual({
+      pk: { S: pk },
+      sk: { S: `gc#roll#${pad(0)}` },
+      id: { S: id },
+      objectKeys: { L: chunks.map((c) => ({ S: c.objectKey })) },
+      sealedKey: { S: sealed.objectKey },
+      createdAt: { N: "5000" },
+    });
+
+    expect(await store.replaceEntries(t.id, 1, id, chunks, sealed, 6_000)).toBe(true);
+    expect(await raw(pk, `seg#${pad(0)}`)).toMatchObject({
+      objectKey: { S: sealed.objectKey },
+      count: { N: "5" },
+      kind: { S: "sealed" },
+      footerPosition: { N: "1234" },
+      footerLength: { N: "80" },
+    });
+    expect(await raw(pk, `seg#${pad(2)}`)).toBeUndefined();
+    expect(await raw(pk, `gc#roll#${pad(0)}`)).toMatchObject({ doneAt: { N: "6000" } });
+    // Rolls never touch the head.
+    expect(await raw(pk, "head")).toMatchObject({
+      logStartOffset: { N: "0" },
+      logEndOffset: { N: "5" },
+    });
+
+    expect(await store.deleteTopic(t.name, t.id)).toBe(true);
+    const tombstone = await raw("catalog", `dead#${t.id}`);
+    expect(tombstone).toMatchObject({
+      id: { S: t.id },
+      name: { S: t.name },
+      partitions: { N: "3" },
+      deletedAt: { N: expect.any(String) },
+    });
+    // Tombstones share the catalog partition without showing up as topics or groups.
+    expect((await store.listTopics()).map((x) => x.id)).not.toContain(t.id);
+    expect((await store.listGroups()).map((x) => x.name)).not.toContain(t.name);
+    await store.close();
+  });
+
+  it("rolls, lists and retires through the port", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const t = topic(1);
+    await store.createTopic(t);
+    const chunks = await commitAll(store, t, 0, [2, 3, 4, 1, 5]);
+    const { sealed: first, intent: firstRoll } = await roll(store, t, 0, chunks.slice(0, 2));
+    const { sealed: second, intent: secondRoll } = await roll(store, t, 0, chunks.slice(2, 4));
+    const active = chunks[4]!;
+
+    expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first, second, active]);
+    expect(await store.listEntries(t.id, 0, 0, 10)).toEqual([first, second, active]);
+    expect(await store.listEntries(t.id, 0, 1, 10)).toEqual([second, active]);
+    expect(await store.listEntries(t.id, 0, 5, 1)).toEqual([second]);
+    expect(await store.listEntries(t.id, 0, 11, 10)).toEqual([]);
+    expect(await store.listEntries(t.id, 0, 0, 0)).toEqual([]);
+
+    // A stale key: nothing changes, and the intent stays pending for its abort.
+    const late = [chunks[4]!];
+    const lateId = randomUUID();
+    const lateSealed = sealedOf(late, lateId);
+    expect(await store.beginIntent(t, 0, rollIntent(late, lateSealed, lateId))).toBe(true);
+    const stale = { ...chunks[4]!, objectKey: "chunks/gone.log" };
+    expect(await store.replaceEntries(t.id, 0, lateId, [stale], lateSealed, 7_000)).toBe(false);
+    expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first, second, active]);
+    expect(await store.abortIntent(t.id, 0, "roll", 10, lateId)).toBe(true);
+    expect(await store.abortIntent(t.id, 0, "roll", 10, lateId)).toBe(false);
+
+    const retireId = randomUUID();
+    const retire: Intent = {
+      kind: "retire",
+      baseOffset: 0,
+      id: retireId,
+      objectKeys: [first.objectKey],
+      sealedKey: null,
+      createdAt: 8_000,
+      doneAt: null,
+    };
+    expect(await store.beginIntent(t, 0, retire)).toBe(true);
+    // Only one intent per kind and base.
+    expect(await store.beginIntent(t, 0, { ...retire, id: randomUUID() })).toBe(false);
+    expect(await store.advanceLogStart(t.id, 0, retireId, 5, [second], 9_000)).toBe(false);
+    expect(await store.advanceLogStart(t.id, 0, retireId, 0, [first], 9_000)).toBe(true);
+    expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 5, logEndOffset: 15 });
+    expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([]);
+    expect(await store.readIndex(t.id, 0, 5, 10)).toEqual([second, active]);
+    // Done: neither applies again nor aborts.
+    expect(await store.advanceLogStart(t.id, 0, randomUUID(), 5, [second], 9_500)).toBe(false);
+    expect(await store.abortIntent(t.id, 0, "retire", 0, retireId)).toBe(false);
+
+    // By kind, then by base offset.
+    expect(await store.listIntents(t.id, 0)).toEqual([
+      { ...retire, doneAt: 9_000 },
+      { ...firstRoll, doneAt: 6_000 },
+      { ...secondRoll, doneAt: 6_000 },
+    ]);
+    await store.dropIntent(t.id, 0, "retire", 0);
+    expect((await store.listIntents(t.id, 0)).map((i) => i.kind)).toEqual(["roll", "roll"]);
+    await store.close();
+  });
+
+  it("pins the new log start in this process's next commit, and others learn it", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const other = new DynamoMetaStore({ table, client });
+    const t = topic(1);
+    await store.createTopic(t);
+    const chunks = await commitAll(store, t, 0, [4, 6]);
+    expect(await other.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 10 });
+    const { sealed } = await roll(store, t, 0, chunks.slice(0, 1));
+    const id = randomUUID();
+    const retire: Intent = {
+      kind: "retire",
+      baseOffset: 0,
+      id,
+      objectKeys: [sealed.objectKey],
+      sealedKey: null,
+      createdAt: 1,
+      doneAt: null,
+    };
+    expect(await store.beginIntent(t, 0, retire)).toBe(true);
+    expect(await store.advanceLogStart(t.id, 0, id, 0, [sealed], 2)).toBe(true);
+
+    const next = (expectedLogEndOffset: number) => ({
+      topicId: t.id,
+      partition: 0,
+      expectedLogEndOffset,
+      entry: chunk(expectedLogEndOffset, 1),
+    });
+    expect(await store.commitAppend(next(10))).toEqual({
+      committed: true,
+      head: { logStartOffset: 4, logEndOffset: 11 },
+    });
+    expect(await other.commitAppend(next(11))).toEqual({
+      committed: true,
+      head: { logStartOffset: 4, logEndOffset: 12 },
+    });
+    await store.close();
+    await other.close();
+  });
+
+  it("swaps the most chunks allowed in one transaction", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const t = topic(1);
+    await store.createTopic(t);
+    const chunks = await commitAll(
+      store,
+      t,
+      0,
+      Array.from({ length: store.maxReplacedPerRoll }, () => 1),
+    );
+    const { sealed } = await roll(store, t, 0, chunks);
+    expect(await store.readIndex(t.id, 0, 0, 200)).toEqual([sealed]);
+    expect(store.maxReplacedPerRoll).toBe(99);
+    expect(store.maxRemovedPerAdvance).toBe(98);
+    await store.close();
+  });
+
+  it("admits one of 8 racing intents, and none for a deleted or re-created topic", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const t = topic(1);
+    await store.createTopic(t);
+    const intent = (id: string): Intent => ({
+      kind: "roll",
+      baseOffset: 0,
+      id,
+      objectKeys: [],
+      sealedKey: `segments/${id}.log`,
+      createdAt: 1,
+      doneAt: null,
+    });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => store.beginIntent(t, 0, intent(randomUUID()))),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await store.listIntents(t.id, 0)).toHaveLength(1);
+
+    expect(await store.beginIntent({ ...t, id: randomUUID() }, 0, intent(randomUUID()))).toBe(
+      false,
+    );
+    expect(await store.deleteTopic(t.name, t.id)).toBe(true);
+    expect(await store.beginIntent(t, 1, intent(randomUUID()))).toBe(false);
+    expect(await store.listIntents(t.id, 1)).toEqual([]);
+    await store.close();
+  });
+
+  it("lets exactly one of a swap and an abort apply", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const t = topic(1);
+    await store.createTopic(t);
+    for (let round = 0; round < 6; round++) {
+      const chunks = await commitAll(store, t, 0, [1, 1]);
+      const id = randomUUID();
+      const sealed = sealedOf(chunks, id);
+      expect(await store.beginIntent(t, 0, rollIntent(chunks, sealed, id))).toBe(true);
+      const results = await Promise.allSettled([
+        store.replaceEntries(t.id, 0, id, chunks, sealed, 1),
+        store.abortIntent(t.id, 0, "roll", sealed.baseOffset, id),
+      ]);
+      // A transaction conflict may leave an outcome open; the survivor settles it.
+      const [swapped, aborted] = results.map((r) => (r.status === "fulfilled" ? r.value : null));
+      for (const r of results) {
+        if (r.status === "rejected") {
+          expect(isSluiceError(r.reason, "storage_unavailable")).toBe(true);
+        }
+      }
+      expect(swapped && aborted).toBeFalsy();
+      const index = await store.listEntries(t.id, 0, sealed.baseOffset, 10);
+      const intents = await store.listIntents(t.id, 0);
+      const mine = intents.find((i) => i.id === id);
+      if (swapped) {
+        expect(index).toEqual([sealed]);
+        expect(mine?.doneAt).toBe(1);
+      } else if (aborted) {
+        expect(index).toEqual(chunks);
+        expect(mine).toBeUndefined();
+      }
+    }
+    await store.close();
+  });
+
+  it("purges a dead partition in steps of the limit, then forgets the topic", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const t = topic(2);
+    await store.createTopic(t);
+    // 60 entries, a head and an intent: more than two BatchWriteItem calls.
+    await commitAll(
+      store,
+      t,
+      1,
+      Array.from({ length: 60 }, () => 1),
+    );
+    const id = randomUUID();
+    await store.beginIntent(t, 1, {
+      kind: "retire",
+      baseOffset: 0,
+      id,
+      objectKeys: [],
+      sealedKey: null,
+      createdAt: 1,
+      doneAt: null,
+    });
+    await commitAll(store, t, 0, [3]);
+    expect(await store.deleteTopic(t.name, t.id)).toBe(true);
+    const [dead] = (await store.listDeletedTopics()).filter((d) => d.id === t.id);
+    expect(dead).toEqual({
+      id: t.id,
+      name: t.name,
+      partitions: 2,
+      deletedAt: expect.any(Number),
+    });
+
+    expect(await store.purgePartition(t.id, 1, 50)).toBe(50);
+    expect(await store.purgePartition(t.id, 1, 50)).toBe(12);
+    expect(await store.purgePartition(t.id, 1, 50)).toBe(0);
+    expect(await store.getHead(t.id, 1)).toEqual({ logStartOffset: 0, logEndOffset: 0 });
+    expect(await store.listIntents(t.id, 1)).toEqual([]);
+    expect(await store.purgePartition(t.id, 0, 0)).toBe(0);
+    expect(await store.purgePartition(t.id, 0, 1_000)).toBe(2);
+
+    await store.forgetDeletedTopic(t.id);
+    expect((await store.listDeletedTopics()).map((d) => d.id)).not.toContain(t.id);
     await store.close();
   });
 });

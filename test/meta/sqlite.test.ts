@@ -74,6 +74,95 @@ describe("SqliteMetaStore", () => {
     await reopened.close();
   });
 
+  it("keeps footers, intents and tombstones across close and reopen", async () => {
+    const t = topic();
+    const first = SqliteMetaStore.open(path);
+    await first.createTopic(t);
+    const chunks = [entry(0, 2, "k/a"), entry(2, 3, "k/b")];
+    for (const e of chunks) {
+      const committed = await first.commitAppend({
+        topicId: t.id,
+        partition: 0,
+        expectedLogEndOffset: e.baseOffset,
+        entry: e,
+      });
+      expect(committed.committed).toBe(true);
+    }
+    const roll = {
+      kind: "roll" as const,
+      baseOffset: 0,
+      id: "01ROLL",
+      objectKeys: ["k/a", "k/b"],
+      sealedKey: "s/0-01ROLL.log",
+      createdAt: 5,
+      doneAt: null,
+    };
+    const sealed: IndexEntry = {
+      ...entry(0, 5, roll.sealedKey),
+      kind: "sealed",
+      footer: { position: 50, length: 68 },
+    };
+    expect(await first.beginIntent(t, 0, roll)).toBe(true);
+    expect(await first.replaceEntries(t.id, 0, roll.id, chunks, sealed, 9)).toBe(true);
+    const retire = { ...roll, kind: "retire" as const, id: "01RETIRE", sealedKey: null };
+    expect(await first.beginIntent(t, 1, retire)).toBe(true);
+    const other = { ...topic(), partitions: 3 };
+    await first.createTopic(other);
+    expect(await first.deleteTopic(other.name, other.id)).toBe(true);
+    await first.close();
+
+    const reopened = SqliteMetaStore.open(path);
+    expect(await reopened.readIndex(t.id, 0, 3, 10)).toEqual([sealed]);
+    expect(await reopened.listIntents(t.id, 0)).toEqual([{ ...roll, doneAt: 9 }]);
+    expect(await reopened.listIntents(t.id, 1)).toEqual([retire]);
+    expect(await reopened.listDeletedTopics()).toEqual([
+      { id: other.id, name: other.name, partitions: 3, deletedAt: expect.any(Number) },
+    ]);
+    await reopened.close();
+  });
+
+  it("upgrades a version-2 file in place, keeping its topics and index", async () => {
+    const t = topic();
+    const store = SqliteMetaStore.open(path);
+    await store.createTopic(t);
+    const chunk = entry(0, 4);
+    await store.commitAppend({
+      topicId: t.id,
+      partition: 0,
+      expectedLogEndOffset: 0,
+      entry: chunk,
+    });
+    await store.close();
+    // Take the file back to the schema before migration 3.
+    const raw = new Database(path);
+    raw.exec(`DROP TABLE intents;
+      DROP TABLE deleted_topics;
+      ALTER TABLE segments DROP COLUMN footer_position;
+      ALTER TABLE segments DROP COLUMN footer_length;`);
+    raw.pragma("user_version = 2");
+    raw.close();
+
+    const upgraded = SqliteMetaStore.open(path);
+    expect(await upgraded.getTopic(t.name)).toEqual(t);
+    expect(await upgraded.readIndex(t.id, 0, 0, 10)).toEqual([chunk]);
+    expect((await upgraded.readIndex(t.id, 0, 0, 10))[0]).not.toHaveProperty("footer");
+    const retire = {
+      kind: "retire" as const,
+      baseOffset: 0,
+      id: "01RETIRE",
+      objectKeys: [],
+      sealedKey: null,
+      createdAt: 1,
+      doneAt: null,
+    };
+    expect(await upgraded.beginIntent(t, 0, retire)).toBe(true);
+    expect(await upgraded.listIntents(t.id, 0)).toEqual([retire]);
+    await upgraded.close();
+    const check = new Database(path);
+    expect(check.pragma("user_version", { simple: true })).toBe(3);
+    check.close();
+  });
+
   it("works on an in-memory database", async () => {
     const store = SqliteMetaStore.open(":memory:");
     const t = topic();

@@ -10,7 +10,10 @@ import type {
 import type {
   CommitRequest,
   CommitResult,
+  DeletedTopic,
   IndexEntry,
+  Intent,
+  IntentKind,
   MetaStore,
   PartitionHead,
   TopicMeta,
@@ -48,6 +51,76 @@ export class DelegatingMetaStore implements MetaStore, GroupStore {
     limit: number,
   ): Promise<IndexEntry[]> {
     return this.inner.readIndex(topicId, partition, offset, limit);
+  }
+  listEntries(
+    topicId: string,
+    partition: number,
+    from: number,
+    limit: number,
+  ): Promise<IndexEntry[]> {
+    return this.inner.listEntries(topicId, partition, from, limit);
+  }
+  beginIntent(
+    topic: { name: string; id: string },
+    partition: number,
+    intent: Intent,
+  ): Promise<boolean> {
+    return this.inner.beginIntent(topic, partition, intent);
+  }
+  replaceEntries(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    replaced: IndexEntry[],
+    sealed: IndexEntry,
+    now: number,
+  ): Promise<boolean> {
+    return this.inner.replaceEntries(topicId, partition, intentId, replaced, sealed, now);
+  }
+  advanceLogStart(
+    topicId: string,
+    partition: number,
+    intentId: string,
+    expected: number,
+    removed: IndexEntry[],
+    now: number,
+  ): Promise<boolean> {
+    return this.inner.advanceLogStart(topicId, partition, intentId, expected, removed, now);
+  }
+  abortIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+    id: string,
+  ): Promise<boolean> {
+    return this.inner.abortIntent(topicId, partition, kind, baseOffset, id);
+  }
+  listIntents(topicId: string, partition: number): Promise<Intent[]> {
+    return this.inner.listIntents(topicId, partition);
+  }
+  dropIntent(
+    topicId: string,
+    partition: number,
+    kind: IntentKind,
+    baseOffset: number,
+  ): Promise<void> {
+    return this.inner.dropIntent(topicId, partition, kind, baseOffset);
+  }
+  listDeletedTopics(): Promise<DeletedTopic[]> {
+    return this.inner.listDeletedTopics();
+  }
+  purgePartition(topicId: string, partition: number, limit: number): Promise<number> {
+    return this.inner.purgePartition(topicId, partition, limit);
+  }
+  forgetDeletedTopic(id: string): Promise<void> {
+    return this.inner.forgetDeletedTopic(id);
+  }
+  get maxReplacedPerRoll(): number {
+    return this.inner.maxReplacedPerRoll;
+  }
+  get maxRemovedPerAdvance(): number {
+    return this.inner.maxRemovedPerAdvance;
   }
   close(): Promise<void> {
     return this.inner.close();
