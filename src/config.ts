@@ -72,6 +72,18 @@ export interface LogConfig {
   maintenanceIntervalMs: number;
   /** Largest `maxBytes` a fetch may ask for (a Lambda response is at most 6 MB). */
   maxFetchBytes: number;
+  /**
+   * Chunks younger than this are never rolled. A writer resolving a lost commit answer looks for
+   * its own chunk entry, so a roll must not replace it before the writer gives up: this must be
+   * far above commitTimeoutMs (clock skew included).
+   */
+  rollMinAgeMs: number;
+  /** A roll or retention step still pending after this long was cut short; the next pass aborts it. */
+  intentTimeoutMs: number;
+  /** A roll builds its segment in memory, so one segment holds at most this many bytes. */
+  rollMaxBytes: number;
+  /** Sealed segments are read in ranged GETs of about this size, cached by every reader alike. */
+  segmentBlockBytes: number;
 }
 
 export const MIN_ORPHAN_GRACE_MS = 10 * 60 * 1000;
@@ -88,6 +100,10 @@ export const logConfigDefaults: LogConfig = {
   orphanGraceMs: 60 * 60 * 1000,
   maintenanceIntervalMs: 15 * 60 * 1000,
   maxFetchBytes: 64 * MiB,
+  rollMinAgeMs: 10 * 60 * 1000,
+  intentTimeoutMs: 30 * 60 * 1000,
+  rollMaxBytes: 256 * MiB,
+  segmentBlockBytes: 4 * MiB,
 };
 
 export interface GroupConfig {
@@ -158,6 +174,15 @@ const EnvSchema = z.object({
     .default(logConfigDefaults.orphanGraceMs),
   SLUICE_MAINTENANCE_INTERVAL_MS: intFromEnv(logConfigDefaults.maintenanceIntervalMs),
   SLUICE_MAX_FETCH_BYTES: intFromEnv(logConfigDefaults.maxFetchBytes),
+  SLUICE_ROLL_MIN_AGE_MS: z.coerce
+    .number()
+    .int()
+    .min(3 * logConfigDefaults.commitTimeoutMs)
+    .optional()
+    .default(logConfigDefaults.rollMinAgeMs),
+  SLUICE_INTENT_TIMEOUT_MS: intFromEnv(logConfigDefaults.intentTimeoutMs),
+  SLUICE_ROLL_MAX_BYTES: intFromEnv(logConfigDefaults.rollMaxBytes),
+  SLUICE_SEGMENT_BLOCK_BYTES: intFromEnv(logConfigDefaults.segmentBlockBytes),
   SLUICE_GROUP_SESSION_TIMEOUT_MS: intFromEnv(groupConfigDefaults.sessionTimeoutMs),
   SLUICE_GROUP_CLOCK_SKEW_MS: intFromEnv(groupConfigDefaults.clockSkewMs),
   SLUICE_GROUP_MAX_MEMBERS: intFromEnv(groupConfigDefaults.maxMembers),
@@ -190,6 +215,10 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serve
       orphanGraceMs: e.SLUICE_ORPHAN_GRACE_MS,
       maintenanceIntervalMs: e.SLUICE_MAINTENANCE_INTERVAL_MS,
       maxFetchBytes: Math.max(1, e.SLUICE_MAX_FETCH_BYTES),
+      rollMinAgeMs: e.SLUICE_ROLL_MIN_AGE_MS,
+      intentTimeoutMs: e.SLUICE_INTENT_TIMEOUT_MS,
+      rollMaxBytes: Math.max(1, e.SLUICE_ROLL_MAX_BYTES),
+      segmentBlockBytes: Math.max(64 * 1024, e.SLUICE_SEGMENT_BLOCK_BYTES),
     },
     groups: {
       ...groupConfigDefaults,

@@ -10,10 +10,13 @@ import { DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, errors, json, prebuiltJson } fr
 import { fetchResponseJson, toProduceRecord } from "./records.js";
 import {
   CreateTopicBody,
+  DescribeQuery,
   FetchOut,
   FetchQuery,
   ListOffsetsOut,
   ListOffsetsQuery,
+  MaintenanceQuery,
+  MaintenanceReport,
   PartitionParams,
   ProduceBody,
   ProduceOut,
@@ -30,6 +33,12 @@ export interface AppOptions {
   logger?: Logger;
   /** Consumer groups; by default served from the log's metadata table at the system clock. */
   groups?: GroupService;
+  /**
+   * Whether `POST /v1/admin/maintenance` runs a pass (default true). The HTTP function in the
+   * cloud says no: a roll may need more memory and time than a request has, and maintenance
+   * has a function and a role of its own.
+   */
+  maintenance?: boolean;
 }
 
 const routes = {
@@ -47,7 +56,7 @@ const routes = {
   describeTopic: createRoute({
     method: "get",
     path: "/v1/topics/{topic}",
-    request: { params: TopicParams },
+    request: { params: TopicParams, query: DescribeQuery },
     responses: { 200: json(TopicDescription, "topic"), ...errors(400, 404, 503) },
   }),
   deleteTopic: createRoute({
@@ -81,6 +90,15 @@ const routes = {
     responses: {
       200: json(ListOffsetsOut, "Kafka's ListOffsets: by time, earliest or latest"),
       ...errors(400, 404, 503),
+    },
+  }),
+  maintenance: createRoute({
+    method: "post",
+    path: "/v1/admin/maintenance",
+    request: { query: MaintenanceQuery },
+    responses: {
+      200: json(MaintenanceReport, "one pass: rolls, retention and cleanup"),
+      ...errors(400, 403, 404, 503),
     },
   }),
 };
@@ -117,7 +135,16 @@ export function createApp(options: AppOptions): OpenAPIHono {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/v1/metrics", (c) => c.json({ topics: log.metrics.snapshot() }));
-  app.post("/v1/admin/maintenance", async (c) => c.json(await log.runMaintenance()));
+  app.openapi(routes.maintenance, async (c) => {
+    if (options.maintenance === false) {
+      throw new SluiceError(
+        "forbidden",
+        "maintenance does not run here; invoke the maintenance function instead",
+      );
+    }
+    const { topic } = c.req.valid("query");
+    return c.json(await log.runMaintenance(topic === undefined ? {} : { topic }), 200);
+  });
 
   app.openapi(routes.createTopic, async (c) => {
     const body = c.req.valid("json");
@@ -132,7 +159,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
 
   app.openapi(routes.describeTopic, async (c) => {
     const { topic: name } = c.req.valid("param");
-    const { topic, partitions } = await log.topics.describe(name);
+    const { segments } = c.req.valid("query");
+    const { topic, partitions } = await log.topics.describe(name, {
+      segments: segments === "true",
+    });
     return c.json(
       {
         name: topic.name,

@@ -58,10 +58,37 @@ export const TopicList = z
   .object({ topics: z.array(z.object({ name: z.string(), partitions: z.number().int() })) })
   .openapi("TopicList");
 
+export const SegmentState = z
+  .object({
+    baseOffset: z.number().int(),
+    count: z.number().int(),
+    bytes: z.number().int(),
+    minTimestamp: z.number().int().nullable(),
+    maxTimestamp: z.number().int().nullable(),
+    state: z.enum(["sealed", "active"]),
+    chunks: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: "active segment only: flush objects not rolled yet" }),
+  })
+  .openapi("Segment");
+
 export const PartitionState = z.object({
   partition: z.number().int(),
   logStartOffset: z.number().int(),
   logEndOffset: z.number().int(),
+  segments: z
+    .array(SegmentState)
+    .optional()
+    .openapi({ description: "oldest first, the active segment last; absent with ?segments=false" }),
+});
+
+export const DescribeQuery = z.object({
+  segments: z
+    .enum(["true", "false"])
+    .default("true")
+    .openapi({ description: "list each partition's segments (one index query per partition)" }),
 });
 
 export const TopicDescription = z
@@ -370,3 +397,25 @@ export const GroupDescription = z
 export const GroupList = z
   .object({ groups: z.array(z.object({ group: z.string(), createdAt: z.number().int() })) })
   .openapi("GroupList");
+
+export const MaintenanceQuery = z.object({
+  topic: TopicName.optional().openapi({
+    param: { name: "topic", in: "query" },
+    description: "roll and retain only this topic's partitions",
+  }),
+});
+
+export const MaintenanceReport = z
+  .object({
+    partitions: z.number().int(),
+    objectsScanned: z.number().int(),
+    orphansDeleted: z.number().int(),
+    deletedTopicObjectsDeleted: z.number().int(),
+    segmentsRolled: z.number().int(),
+    chunksReplaced: z.number().int(),
+    segmentsRetired: z.number().int(),
+    intentsAborted: z.number().int(),
+    garbageObjectsDeleted: z.number().int(),
+    deletedTopicItemsDeleted: z.number().int(),
+  })
+  .openapi("MaintenanceReport");

@@ -5,7 +5,7 @@ import type { MetaStore, PartitionHead, TopicMeta } from "../meta/meta-store.js"
 import { encodedRecordSize } from "../record/codec.js";
 import type { LogRecord } from "../record/record.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { collectGarbage, type MaintenanceReport } from "./maintenance.js";
+import { runMaintenance, type MaintenanceReport } from "./maintenance.js";
 import { Metrics } from "./metrics.js";
 import { partitionForKey } from "./murmur2.js";
 import { AppendNotifier } from "./notifier.js";
@@ -14,6 +14,7 @@ import { offsetForTimestamp } from "./offsets.js";
 import { PartitionWriter } from "./partition-writer.js";
 import { readPartition, type ReadLimits, type ReadResult } from "./reader.js";
 import { retryIdempotent } from "./retry.js";
+import { SegmentFiles } from "./segment-files.js";
 import { Topics } from "./topics.js";
 
 export interface ProduceRecord extends Omit<LogRecord, "timestamp"> {
@@ -48,12 +49,14 @@ export class SluiceLog {
   private readonly writers = new Map<string, PartitionWriter>();
   private readonly notifier = new AppendNotifier();
   private readonly cache: ObjectCache;
+  private readonly files: SegmentFiles;
   private readonly logger: Logger;
 
   constructor(private readonly deps: LogDeps) {
     this.logger = deps.logger ?? defaultLogger;
     this.topics = new Topics(deps.meta, deps.config.topicCacheMs);
     this.cache = new ObjectCache(deps.store, deps.config.objectCacheBytes);
+    this.files = new SegmentFiles(this.cache, deps.config.segmentBlockBytes);
   }
 
   /**
@@ -123,7 +126,7 @@ export class SluiceLog {
     const limits = { ...options, maxBytes: Math.min(options.maxBytes, config.maxFetchBytes) };
     this.metrics.add(topic.name, "fetchRequests");
     for (;;) {
-      const result = await readPartition(meta, this.cache, topic.id, partition, offset, limits);
+      const result = await readPartition(meta, this.files, topic.id, partition, offset, limits);
       const remaining = deadline - Date.now();
       if (result.records.length > 0 || remaining <= 0 || options.signal?.aborted) {
         this.metrics.add(topic.name, "recordsOut", result.records.length);
@@ -150,7 +153,7 @@ export class SluiceLog {
   /** The first offset whose record timestamp is ≥ `timestamp`, else the log-end offset. */
   offsetForTimestamp(topic: TopicMeta, partition: number, timestamp: number): Promise<number> {
     assertPartition(topic, partition);
-    return offsetForTimestamp(this.deps.meta, this.cache, topic.id, partition, timestamp);
+    return offsetForTimestamp(this.deps.meta, this.files, topic.id, partition, timestamp);
   }
 
   /**
@@ -168,18 +171,28 @@ export class SluiceLog {
     const head = await retryIdempotent(() => meta.getHead(topic.id, partition));
     if (spec === "earliest") return { offset: head.logStartOffset, head };
     if (spec === "latest") return { offset: head.logEndOffset, head };
-    const found = await offsetForTimestamp(meta, this.cache, topic.id, partition, spec);
+    const found = await offsetForTimestamp(meta, this.files, topic.id, partition, spec);
     // offsetForTimestamp answers the log end for "none"; any record it finds lies below it.
     return { offset: found < head.logEndOffset ? found : null, head };
   }
 
-  /** One garbage-collection pass (see maintenance.ts); safe to run from several places at once. */
-  runMaintenance(): Promise<MaintenanceReport> {
-    return collectGarbage({
+  /**
+   * One maintenance pass (see maintenance.ts): rolls, retention and cleanup; safe to run from
+   * several places at once. `now` is injectable so that tests can move time.
+   */
+  async runMaintenance(
+    options: { topic?: string; now?: () => number } = {},
+  ): Promise<MaintenanceReport> {
+    // An unknown topic is an error, not an empty pass.
+    if (options.topic !== undefined) await this.topics.get(options.topic);
+    return runMaintenance({
       store: this.deps.store,
       meta: this.deps.meta,
       logger: this.logger,
       graceMs: this.deps.config.orphanGraceMs,
+      commitTimeoutMs: this.deps.config.commitTimeoutMs,
+      config: this.deps.config,
+      ...options,
     });
   }
 

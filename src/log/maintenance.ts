@@ -1,7 +1,10 @@
+import type { LogConfig } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { MetaStore, TopicMeta } from "../meta/meta-store.js";
+import type { IndexEntry, MetaStore, TopicMeta } from "../meta/meta-store.js";
 import type { ObjectInfo, ObjectStore } from "../storage/object-store.js";
 import { retryIdempotent } from "./retry.js";
+import { chooseRetired, retire } from "./retention.js";
+import { chooseRoll, roll } from "./roll.js";
 
 export interface MaintenanceOptions {
   store: ObjectStore;
@@ -9,19 +12,212 @@ export interface MaintenanceOptions {
   logger: Logger;
   /**
    * Objects younger than this are never touched: a writer may have uploaded one and still be
-   * committing it, and a reader may still hold an index entry that pointed to it.
+   * committing it. Objects a roll or retention replaced are kept this long after the change, so
+   * a reader that still holds an index entry naming one can finish.
    */
   graceMs: number;
+  /**
+   * A writer gives up committing its upload this long after it (LogConfig.commitTimeoutMs).
+   * Until then an unreferenced object may still become referenced, whatever graceMs says.
+   */
+  commitTimeoutMs: number;
   now?: () => number;
 }
 
-export interface MaintenanceReport {
+export interface PassOptions extends MaintenanceOptions {
+  config: Pick<LogConfig, "rollMinAgeMs" | "rollMaxBytes" | "intentTimeoutMs">;
+  /** Only this topic's partitions get rolls and retention (the object listing still runs). */
+  topic?: string;
+}
+
+export interface GarbageReport {
   partitions: number;
   objectsScanned: number;
   /** Uploaded, never committed (the writer failed or gave up): no reader can reach them. */
   orphansDeleted: number;
   /** Objects of topics that were deleted or re-created under a new id. */
   deletedTopicObjectsDeleted: number;
+}
+
+export interface MaintenanceReport extends GarbageReport {
+  segmentsRolled: number;
+  chunksReplaced: number;
+  segmentsRetired: number;
+  /** Rolls or retention steps cut short (a crashed or timed-out pass) and undone. */
+  intentsAborted: number;
+  /** Objects a roll or retention replaced, deleted once past the grace period. */
+  garbageObjectsDeleted: number;
+  /** Table items (heads, index entries, intents, tombstones) of deleted topics. */
+  deletedTopicItemsDeleted: number;
+}
+
+/** Partitions worked on at once. */
+const PARTITION_CONCURRENCY = 8;
+/** Rolls per partition per pass while a trigger still holds. */
+const MAX_ROLLS_PER_PASS = 8;
+/** Index entries per listing round trip. */
+const ENTRY_PAGE = 1000;
+/** Items per purge round trip of a deleted topic's partition. */
+const PURGE_PAGE = 1000;
+
+/**
+ * One maintenance pass (docs/rfcs/0003-segments.md §7): per live partition, delete what earlier
+ * rolls and retention replaced, apply retention, roll the active segment; then remove deleted
+ * topics' items; then list the object store for orphans. Any number of passes may run at once:
+ * every step that changes the index is decided by a conditional write, and a lost step is
+ * skipped until the next pass.
+ */
+export async function runMaintenance(options: PassOptions): Promise<MaintenanceReport> {
+  const { meta, logger } = options;
+  const now = options.now ?? Date.now;
+  const report: MaintenanceReport = {
+    partitions: 0,
+    objectsScanned: 0,
+    orphansDeleted: 0,
+    deletedTopicObjectsDeleted: 0,
+    segmentsRolled: 0,
+    chunksReplaced: 0,
+    segmentsRetired: 0,
+    intentsAborted: 0,
+    garbageObjectsDeleted: 0,
+    deletedTopicItemsDeleted: 0,
+  };
+  const topics = (await retryIdempotent(() => meta.listTopics())).filter(
+    (t) => options.topic === undefined || t.name === options.topic,
+  );
+  const work = topics.flatMap((topic) =>
+    Array.from({ length: topic.partitions }, (_, partition) => ({ topic, partition })),
+  );
+  // A roll holds its chunks and the sealed copy in memory (up to twice rollMaxBytes): one at
+  // a time, so a pass's memory does not grow with the partitions it works on at once.
+  let rolling: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = rolling.then(task, task);
+    rolling = run.catch(() => undefined);
+    return run;
+  };
+  await inParallel(work, PARTITION_CONCURRENCY, async ({ topic, partition }) => {
+    try {
+      await maintainPartition(options, topic, partition, now(), report, oneAtATime);
+    } catch (err) {
+      // One partition's trouble must not stop the others; the next pass tries again.
+      logger.warn({ err, topic: topic.name, partition }, "partition maintenance failed");
+    }
+  });
+  await purgeDeletedTopics(options, now(), report);
+  Object.assign(report, await collectGarbage(options));
+  logger.info({ ...report }, "maintenance pass done");
+  return report;
+}
+
+async function maintainPartition(
+  options: PassOptions,
+  topic: TopicMeta,
+  partition: number,
+  now: number,
+  report: MaintenanceReport,
+  oneAtATime: <T>(task: () => Promise<T>) => Promise<T>,
+): Promise<void> {
+  const { store, meta, config, graceMs } = options;
+  for (const intent of await retryIdempotent(() => meta.listIntents(topic.id, partition))) {
+    if (intent.doneAt !== null && intent.doneAt < now - graceMs) {
+      // Objects first, then the item: a crash in between only repeats idempotent deletes.
+      await retryIdempotent(() => store.delete(intent.objectKeys));
+      await retryIdempotent(() =>
+        meta.dropIntent(topic.id, partition, intent.kind, intent.baseOffset),
+      );
+      report.garbageObjectsDeleted += intent.objectKeys.length;
+    } else if (intent.doneAt === null && intent.createdAt < now - config.intentTimeoutMs) {
+      const aborted = await retryIdempotent(() =>
+        meta.abortIntent(topic.id, partition, intent.kind, intent.baseOffset, intent.id),
+      );
+      if (aborted) {
+        report.intentsAborted++;
+        if (intent.sealedKey !== null) {
+          const sealedKey = intent.sealedKey;
+          await retryIdempotent(() => store.delete([sealedKey]));
+        }
+      }
+    }
+  }
+
+  const head = await retryIdempotent(() => meta.getHead(topic.id, partition));
+  let entries = await listAllEntries(meta, topic.id, partition, head.logStartOffset);
+  const retired = chooseRetired(entries, topic, now);
+  if (retired.length > 0) {
+    const removed = await retire(meta, topic, partition, head, retired, now);
+    report.segmentsRetired += removed;
+    entries = entries.slice(removed);
+  }
+
+  for (let rolls = 0; rolls < MAX_ROLLS_PER_PASS; rolls++) {
+    const chunks = chooseRoll(entries, topic, options, now);
+    if (chunks.length === 0) break;
+    const outcome = await oneAtATime(() => roll(options, topic, partition, chunks, now));
+    if (!outcome.rolled) break;
+    report.segmentsRolled++;
+    report.chunksReplaced += outcome.replaced;
+    const at = entries.indexOf(chunks[0]!);
+    entries.splice(at, chunks.length, outcome.sealed);
+  }
+}
+
+/**
+ * Deleted topics: their table items go now (a writer that still had the topic cached may add a
+ * few more for a short while, so each pass purges again), their tombstone once it is older than
+ * the grace period, and their objects with the object listing below.
+ */
+async function purgeDeletedTopics(
+  options: MaintenanceOptions,
+  now: number,
+  report: MaintenanceReport,
+): Promise<void> {
+  const { meta } = options;
+  for (const dead of await retryIdempotent(() => meta.listDeletedTopics())) {
+    for (let partition = 0; partition < dead.partitions; partition++) {
+      for (;;) {
+        const purged = await retryIdempotent(() =>
+          meta.purgePartition(dead.id, partition, PURGE_PAGE),
+        );
+        report.deletedTopicItemsDeleted += purged;
+        if (purged === 0) break;
+      }
+    }
+    if (dead.deletedAt < now - options.graceMs) {
+      await retryIdempotent(() => meta.forgetDeletedTopic(dead.id));
+      report.deletedTopicItemsDeleted++;
+    }
+  }
+}
+
+async function listAllEntries(
+  meta: MetaStore,
+  topicId: string,
+  partition: number,
+  from: number,
+): Promise<IndexEntry[]> {
+  const entries: IndexEntry[] = [];
+  for (let next = from; ;) {
+    const page = await retryIdempotent(() =>
+      meta.listEntries(topicId, partition, next, ENTRY_PAGE),
+    );
+    entries.push(...page);
+    const last = page.at(-1);
+    if (page.length < ENTRY_PAGE || !last) return entries;
+    next = last.baseOffset + 1;
+  }
+}
+
+async function inParallel<T>(
+  items: T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 /** `{topic}/{topicId}/{partition}/…`, the layout of log/keys.ts. */
@@ -32,13 +228,13 @@ const PARTITION_KEY = /^([^/]+)\/([^/]+)\/(\d+)\//;
  * once: it only deletes objects that nothing references and that are older than the grace
  * period, and deleting an object twice is harmless.
  */
-export async function collectGarbage(options: MaintenanceOptions): Promise<MaintenanceReport> {
+export async function collectGarbage(options: MaintenanceOptions): Promise<GarbageReport> {
   const { store, meta, graceMs } = options;
   const now = options.now ?? Date.now;
   const topics = new Map(
     (await retryIdempotent(() => meta.listTopics())).map((t): [string, TopicMeta] => [t.name, t]),
   );
-  const report: MaintenanceReport = {
+  const report: GarbageReport = {
     partitions: 0,
     objectsScanned: 0,
     orphansDeleted: 0,
@@ -49,7 +245,7 @@ export async function collectGarbage(options: MaintenanceOptions): Promise<Maint
   let group: { prefix: string; objects: ObjectInfo[] } | undefined;
   const finish = async () => {
     if (!group) return;
-    const cutoff = now() - graceMs;
+    const cutoff = now() - Math.max(graceMs, options.commitTimeoutMs);
     const old = group.objects.filter((o) => o.lastModified.getTime() < cutoff);
     const [, name, topicId, partition] = PARTITION_KEY.exec(group.prefix)!;
     const topic = topics.get(name!);
@@ -84,13 +280,16 @@ export async function collectGarbage(options: MaintenanceOptions): Promise<Maint
     group.objects.push(object);
   }
   await finish();
-  options.logger.info({ ...report }, "maintenance pass done");
+  options.logger.debug({ ...report }, "object listing done");
   return report;
 }
 
 /**
- * Every object key the partition's index points to, from the log start to the log end;
- * undefined if the index does not reach the log end.
+ * Every object key the partition's index points to, from the log start to the log end, then
+ * every key its intents name (objects a roll or retention replaced and not yet deleted, and
+ * uploads of rolls in progress); undefined if the index does not reach the log end. The intents
+ * are read after the index: a change that removed an entry from the index had written its
+ * intent before, and an intent is dropped only after its objects are gone.
  */
 async function referencedKeys(
   meta: MetaStore,
@@ -106,6 +305,10 @@ async function referencedKeys(
     if (!last || last.baseOffset + last.count <= next) return undefined;
     for (const entry of entries) keys.add(entry.objectKey);
     next = last.baseOffset + last.count;
+  }
+  for (const intent of await retryIdempotent(() => meta.listIntents(topicId, partition))) {
+    for (const key of intent.objectKeys) keys.add(key);
+    if (intent.sealedKey !== null) keys.add(intent.sealedKey);
   }
   return keys;
 }

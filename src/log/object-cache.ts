@@ -1,8 +1,8 @@
-import type { ObjectStore } from "../storage/object-store.js";
+import type { ByteRange, ObjectStore } from "../storage/object-store.js";
 
 /**
- * Objects are immutable, so a key's bytes never go stale: cache whole objects by key, least
- * recently used out first, and let concurrent readers of one key share a single GET.
+ * Objects are immutable, so a key's bytes never go stale: cache whole objects and byte ranges,
+ * least recently used out first, and let concurrent readers of one key share a single GET.
  */
 export class ObjectCache {
   private readonly entries = new Map<string, Uint8Array>();
@@ -14,24 +14,16 @@ export class ObjectCache {
     private readonly maxBytes: number,
   ) {}
 
-  async get(key: string): Promise<Uint8Array> {
-    const hit = this.entries.get(key);
-    if (hit) {
-      this.entries.delete(key);
-      this.entries.set(key, hit);
-      return hit;
-    }
-    const pending = this.inFlight.get(key);
-    if (pending) return pending;
-    const load = this.store
-      .get(key)
-      .then((body) => {
-        this.remember(key, body);
-        return body;
-      })
-      .finally(() => this.inFlight.delete(key));
-    this.inFlight.set(key, load);
-    return load;
+  get(key: string): Promise<Uint8Array> {
+    return this.load(key, () => this.store.get(key));
+  }
+
+  /**
+   * A byte range of an object. Cached by key and start, so callers must ask for a range that
+   * depends only on the object (a sealed segment's footer or block), never on the request.
+   */
+  getRange(key: string, range: ByteRange): Promise<Uint8Array> {
+    return this.load(`${key}@${range.start}-${range.end}`, () => this.store.get(key, range));
   }
 
   /** A writer that just uploaded an object can seed the cache so tail reads skip the GET. */
@@ -44,5 +36,24 @@ export class ObjectCache {
       this.entries.delete(oldKey);
       this.bytes -= oldBody.byteLength;
     }
+  }
+
+  private async load(cacheKey: string, fetch: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    const hit = this.entries.get(cacheKey);
+    if (hit) {
+      this.entries.delete(cacheKey);
+      this.entries.set(cacheKey, hit);
+      return hit;
+    }
+    const pending = this.inFlight.get(cacheKey);
+    if (pending) return pending;
+    const load = fetch()
+      .then((body) => {
+        this.remember(cacheKey, body);
+        return body;
+      })
+      .finally(() => this.inFlight.delete(cacheKey));
+    this.inFlight.set(cacheKey, load);
+    return load;
   }
 }

@@ -1,45 +1,89 @@
-import type { MetaStore } from "../meta/meta-store.js";
-import { decodeBatches } from "../record/codec.js";
-import type { ObjectCache } from "./object-cache.js";
-import { retryIdempotent } from "./retry.js";
+import { SluiceError } from "../errors.js";
+import type { IndexEntry, MetaStore } from "../meta/meta-store.js";
+import { retryIdempotent, sleep } from "./retry.js";
+import type { SegmentFiles } from "./segment-files.js";
 
 /** Index entries fetched per metadata round trip while scanning for a timestamp. */
 const INDEX_PAGE = 32;
+
+/** As the reader's: a torn index view heals within milliseconds. */
+const GAP_REREAD_PAUSES_MS = [0, 50, 250];
 
 /**
  * Kafka's ListOffsets by time: the first readable offset whose record timestamp is ≥
  * `timestamp`, or the log-end offset when there is none. Timestamps may be set by producers and
  * need not grow with offsets, so the index's per-object maximum only says which object to open
- * first; records in it below the log start offset do not count.
+ * first, and a sealed segment's time index where in it to start; records below the log start
+ * offset do not count.
  */
 export async function offsetForTimestamp(
   meta: MetaStore,
-  cache: ObjectCache,
+  files: SegmentFiles,
   topicId: string,
   partition: number,
   timestamp: number,
 ): Promise<number> {
-  const head = await retryIdempotent(() => meta.getHead(topicId, partition));
+  let head = await retryIdempotent(() => meta.getHead(topicId, partition));
+  const logEnd = head.logEndOffset;
   let next = head.logStartOffset;
-  while (next < head.logEndOffset) {
+  let gaps = 0;
+  const onGap = async () => {
+    const pause = GAP_REREAD_PAUSES_MS[gaps++];
+    if (pause === undefined) {
+      throw new SluiceError("internal", `no index entry holds offset ${next}`, {
+        details: { topicId, partition, offset: next },
+      });
+    }
+    await sleep(pause);
+    head = await retryIdempotent(() => meta.getHead(topicId, partition));
+    next = Math.max(next, head.logStartOffset);
+  };
+
+  scan: while (next < logEnd) {
     const entries = await retryIdempotent(() =>
       meta.readIndex(topicId, partition, next, INDEX_PAGE),
     );
-    if (entries.length === 0) break;
-    for (const entry of entries) {
-      if (entry.maxTimestamp >= timestamp) {
-        const body = await retryIdempotent(() => cache.get(entry.objectKey));
-        for (const batch of decodeBatches(body)) {
-          if (batch.maxTimestamp < timestamp) continue;
-          const base = entry.baseOffset + batch.firstOffsetDelta;
-          const found = batch.records.findIndex(
-            (r, i) => base + i >= next && r.timestamp >= timestamp,
-          );
-          if (found >= 0) return base + found;
-        }
+    const ahead = entries.filter((e) => e.baseOffset + e.count > next);
+    if (ahead.length === 0) {
+      await onGap();
+      continue;
+    }
+    for (const entry of ahead) {
+      if (entry.baseOffset + entry.count <= next) continue;
+      if (entry.baseOffset > next) {
+        await onGap();
+        continue scan;
       }
-      next = Math.max(next, entry.baseOffset + entry.count);
+      if (entry.maxTimestamp >= timestamp) {
+        let found: number | undefined;
+        try {
+          found = await firstAtOrAfter(files, entry, next, timestamp);
+        } catch (err) {
+          if (!(err instanceof SluiceError && err.code === "not_found")) throw err;
+          await onGap();
+          continue scan;
+        }
+        if (found !== undefined) return Math.min(found, logEnd);
+      }
+      next = entry.baseOffset + entry.count;
     }
   }
-  return head.logEndOffset;
+  return logEnd;
+}
+
+async function firstAtOrAfter(
+  files: SegmentFiles,
+  entry: IndexEntry,
+  from: number,
+  timestamp: number,
+): Promise<number | undefined> {
+  const start = Math.max(from, await files.scanStartForTimestamp(entry, timestamp));
+  for await (const { baseOffset, batch } of files.batches(entry, start)) {
+    if (batch.maxTimestamp < timestamp) continue;
+    const found = batch.records.findIndex(
+      (r, i) => baseOffset + i >= start && r.timestamp >= timestamp,
+    );
+    if (found >= 0) return baseOffset + found;
+  }
+  return undefined;
 }

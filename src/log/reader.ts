@@ -1,9 +1,8 @@
 import { SluiceError } from "../errors.js";
-import type { MetaStore, PartitionHead } from "../meta/meta-store.js";
-import { decodeBatches } from "../record/codec.js";
+import type { IndexEntry, MetaStore, PartitionHead } from "../meta/meta-store.js";
 import type { LogRecord } from "../record/record.js";
-import type { ObjectCache } from "./object-cache.js";
-import { retryIdempotent } from "./retry.js";
+import { retryIdempotent, sleep } from "./retry.js";
+import type { SegmentFiles } from "./segment-files.js";
 
 export interface ReadLimits {
   maxRecords: number;
@@ -24,64 +23,108 @@ export interface ReadResult {
 const INDEX_PAGE = 32;
 
 /**
+ * Pauses before each re-read of an index that showed a gap. A roll's swap or a retention step
+ * finishes in milliseconds, so a gap that outlives these is a broken invariant, not a race.
+ */
+const GAP_REREAD_PAUSES_MS = [0, 50, 250];
+
+/**
  * Reads committed records from `offset`. Only the index (written in the same atomic step as the
  * log-end offset) leads to objects, so an uploaded but uncommitted object is never read.
+ *
+ * Rolls and retention rewrite the index under a running reader, and an index query may show
+ * half of such a change (docs/rfcs/0003-segments.md §4). Every version of the index maps an
+ * offset to the same record, so the reader emits records only at `next`, skips entries that end
+ * before it, and treats a missing entry or object as a gap: it returns what it has, or re-reads.
  */
 export async function readPartition(
   meta: MetaStore,
-  cache: ObjectCache,
+  files: SegmentFiles,
   topicId: string,
   partition: number,
   offset: number,
   limits: ReadLimits,
 ): Promise<ReadResult> {
-  const head = await retryIdempotent(() => meta.getHead(topicId, partition));
-  if (offset < head.logStartOffset || offset > head.logEndOffset) {
-    throw new SluiceError(
-      "offset_out_of_range",
-      `offset ${offset} is outside [${head.logStartOffset}, ${head.logEndOffset}]`,
-      { details: { ...head } },
-    );
-  }
+  let head = await retryIdempotent(() => meta.getHead(topicId, partition));
+  if (offset < head.logStartOffset || offset > head.logEndOffset) throw outOfRange(offset, head);
+  const logEnd = head.logEndOffset;
   const records: ReadRecord[] = [];
   let next = offset;
   let bytes = 0;
+  let gaps = 0;
 
-  collect: while (next < head.logEndOffset) {
-    const entries = await retryIdempotent(() =>
-      meta.readIndex(topicId, partition, next, INDEX_PAGE),
-    );
-    const first = entries[0];
-    if (!first || first.baseOffset + first.count <= next) {
+  /** A gap at `next`: answer with what we have, or re-read after a pause. */
+  const onGap = async (): Promise<"return" | "reread"> => {
+    if (records.length > 0) return "return";
+    const pause = GAP_REREAD_PAUSES_MS[gaps++];
+    if (pause === undefined) {
       throw new SluiceError("internal", `no index entry holds offset ${next}`, {
         details: { topicId, partition, offset: next },
       });
     }
-    for (const entry of entries) {
+    await sleep(pause);
+    head = await retryIdempotent(() => meta.getHead(topicId, partition));
+    if (next < head.logStartOffset) throw outOfRange(next, head);
+    return "reread";
+  };
+
+  collect: while (next < logEnd) {
+    const entries = await retryIdempotent(() =>
+      meta.readIndex(topicId, partition, next, INDEX_PAGE),
+    );
+    const ahead = entries.filter((e) => e.baseOffset + e.count > next);
+    if (ahead.length === 0) {
+      if ((await onGap()) === "return") break;
+      continue;
+    }
+    for (const entry of ahead) {
+      // Entries overlap when the query saw both a sealed segment and chunks it replaced.
+      if (entry.baseOffset + entry.count <= next) continue;
       if (entry.baseOffset > next) {
-        throw new SluiceError("internal", `index gap before offset ${entry.baseOffset}`, {
-          details: { topicId, partition, expected: next },
-        });
+        if ((await onGap()) === "return") break collect;
+        continue collect;
       }
-      const body = await retryIdempotent(() => cache.get(entry.objectKey));
-      for (const batch of decodeBatches(body)) {
-        const batchBase = entry.baseOffset + batch.firstOffsetDelta;
-        for (let i = Math.max(0, next - batchBase); i < batch.records.length; i++) {
-          const recordOffset = batchBase + i;
-          if (recordOffset >= head.logEndOffset) break collect;
-          const record = batch.records[i]!;
-          const size = recordSize(record);
-          // Kafka's rule: the first record is returned even when it alone exceeds maxBytes.
-          const overBytes = records.length > 0 && bytes + size > limits.maxBytes;
-          if (records.length >= limits.maxRecords || overBytes) break collect;
-          records.push({ ...record, offset: recordOffset });
-          bytes += size;
-          next = recordOffset + 1;
-        }
+      let full: boolean;
+      try {
+        full = await collectEntry(entry);
+      } catch (err) {
+        // The object went away: this reader stalled past the grace period of a roll or
+        // retention that replaced it. A fresh index leads to the objects that hold it now.
+        if (!(err instanceof SluiceError && err.code === "not_found")) throw err;
+        if ((await onGap()) === "return") break collect;
+        continue collect;
       }
+      if (full) break collect;
     }
   }
-  return { records, nextOffset: next, head };
+  return { records, nextOffset: next, head: { ...head, logEndOffset: logEnd } };
+
+  /** Collects from one entry; true when the limits are reached or the log end is. */
+  async function collectEntry(entry: IndexEntry): Promise<boolean> {
+    for await (const { baseOffset, batch } of files.batches(entry, next)) {
+      for (let i = Math.max(0, next - baseOffset); i < batch.records.length; i++) {
+        const recordOffset = baseOffset + i;
+        if (recordOffset >= logEnd) return true;
+        const record = batch.records[i]!;
+        const size = recordSize(record);
+        // Kafka's rule: the first record is returned even when it alone exceeds maxBytes.
+        const overBytes = records.length > 0 && bytes + size > limits.maxBytes;
+        if (records.length >= limits.maxRecords || overBytes) return true;
+        records.push({ ...record, offset: recordOffset });
+        bytes += size;
+        next = recordOffset + 1;
+      }
+    }
+    return false;
+  }
+}
+
+function outOfRange(offset: number, head: PartitionHead): SluiceError {
+  return new SluiceError(
+    "offset_out_of_range",
+    `offset ${offset} is outside [${head.logStartOffset}, ${head.logEndOffset}]`,
+    { details: { ...head } },
+  );
 }
 
 /** The size a fetch's maxBytes counts: payload bytes, not the encoding's. */

@@ -6,14 +6,31 @@ import type { MetaStore, PartitionHead, TopicMeta } from "../meta/meta-store.js"
 import { assertValidName } from "./names.js";
 import { retryIdempotent } from "./retry.js";
 
+export interface SegmentState {
+  baseOffset: number;
+  count: number;
+  bytes: number;
+  minTimestamp: number | null;
+  maxTimestamp: number | null;
+  /** Kafka's active segment is the chunks not rolled yet, shown as one; sealed ones are immutable. */
+  state: "sealed" | "active";
+  /** Active segment only: the flush objects it is made of. */
+  chunks?: number;
+}
+
 export interface PartitionState extends PartitionHead {
   partition: number;
+  /** Oldest first, the active segment last; absent when not asked for. */
+  segments?: SegmentState[];
 }
 
 export interface TopicDescription {
   topic: TopicMeta;
   partitions: PartitionState[];
 }
+
+/** Index entries per round trip while listing a partition's segments. */
+const DESCRIBE_PAGE = 1000;
 
 /**
  * Topic metadata with a short-lived cache: produce and fetch look a topic up on every request,
@@ -76,16 +93,57 @@ export class Topics {
     return retryIdempotent(() => this.meta.listTopics());
   }
 
-  async describe(name: string): Promise<TopicDescription> {
+  async describe(name: string, options: { segments?: boolean } = {}): Promise<TopicDescription> {
     this.cache.delete(name);
     const topic = await this.get(name);
     const partitions = await Promise.all(
-      Array.from({ length: topic.partitions }, async (_, partition) => ({
-        partition,
-        ...(await retryIdempotent(() => this.meta.getHead(topic.id, partition))),
-      })),
+      Array.from({ length: topic.partitions }, async (_, partition) => {
+        const head = await retryIdempotent(() => this.meta.getHead(topic.id, partition));
+        if (options.segments === false) return { partition, ...head };
+        return { partition, ...head, segments: await this.segments(topic.id, partition, head) };
+      }),
     );
     return { topic, partitions };
+  }
+
+  private async segments(
+    topicId: string,
+    partition: number,
+    head: PartitionHead,
+  ): Promise<SegmentState[]> {
+    const segments: SegmentState[] = [];
+    const active: SegmentState = {
+      baseOffset: head.logEndOffset,
+      count: 0,
+      bytes: 0,
+      minTimestamp: null,
+      maxTimestamp: null,
+      state: "active",
+      chunks: 0,
+    };
+    for (let next = head.logStartOffset; next < head.logEndOffset;) {
+      const page = await retryIdempotent(() =>
+        this.meta.listEntries(topicId, partition, next, DESCRIBE_PAGE),
+      );
+      for (const e of page) {
+        if (e.kind === "sealed") {
+          const { baseOffset, count, bytes, minTimestamp, maxTimestamp } = e;
+          segments.push({ baseOffset, count, bytes, minTimestamp, maxTimestamp, state: "sealed" });
+          continue;
+        }
+        if (active.chunks === 0) active.baseOffset = e.baseOffset;
+        active.count += e.count;
+        active.bytes += e.bytes;
+        active.minTimestamp = Math.min(active.minTimestamp ?? Infinity, e.minTimestamp);
+        active.maxTimestamp = Math.max(active.maxTimestamp ?? -Infinity, e.maxTimestamp);
+        active.chunks! += 1;
+      }
+      const last = page.at(-1);
+      if (page.length < DESCRIBE_PAGE || !last) break;
+      next = last.baseOffset + 1;
+    }
+    segments.push(active);
+    return segments;
   }
 
   async delete(name: string): Promise<void> {

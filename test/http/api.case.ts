@@ -47,6 +47,18 @@ export function apiSuite(kind: string, makeStores: () => Promise<TestStores>): v
             partition,
             logStartOffset: 0,
             logEndOffset: 0,
+            // Kafka always has an active segment, even an empty one.
+            segments: [
+              {
+                baseOffset: 0,
+                count: 0,
+                bytes: 0,
+                minTimestamp: null,
+                maxTimestamp: null,
+                state: "active",
+                chunks: 0,
+              },
+            ],
           })),
         );
         const list = await h.call("GET", "/v1/topics");

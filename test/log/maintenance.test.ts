@@ -25,6 +25,7 @@ for (const [kind, makeStores] of Object.entries(storeKinds)) {
         meta,
         logger,
         graceMs: HOUR,
+        commitTimeoutMs: 60_000,
         now: () => Date.now() + nowOffsetMs,
       });
     const readAll = async (topic: string) =>
@@ -66,6 +67,27 @@ for (const [kind, makeStores] of Object.entries(storeKinds)) {
       expect(viaHttp.status).toBe(200);
       expect(viaHttp.body).toMatchObject({ orphansDeleted: 0, deletedTopicObjectsDeleted: 0 });
       expect(viaHttp.body.objectsScanned).toBeGreaterThanOrEqual(2);
+    });
+
+    // Regression: with a grace period shorter than commitTimeoutMs, a pass deleted an upload
+    // whose writer was still committing it, and the commit then indexed a missing object.
+    it("never deletes an upload its writer may still commit, whatever the grace period", async () => {
+      await h.call("POST", "/v1/topics", { name: "slow", partitions: 1 });
+      const topic = await h.log.topics.get("slow");
+      const pending = chunkKey("slow", topic.id, 0, "01PENDING000000000000000000");
+      await stores.store.put(pending, new Uint8Array([1]));
+      const pass = (ageMs: number) =>
+        collectGarbage({
+          store: stores.store,
+          meta: stores.meta,
+          logger,
+          graceMs: 0,
+          commitTimeoutMs: 60_000,
+          now: () => Date.now() + ageMs,
+        });
+      expect((await pass(59_000)).orphansDeleted).toBe(0);
+      expect(await keysUnder(h, `slow/${topic.id}/`)).toEqual([pending]);
+      expect((await pass(61_000)).orphansDeleted).toBe(1);
     });
 
     it("deletes a deleted topic's objects, never those of the topic re-created under its name", async () => {

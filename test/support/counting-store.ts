@@ -4,6 +4,8 @@ import type { ByteRange, ObjectInfo, ObjectStore } from "../../src/storage/objec
 export class CountingObjectStore implements ObjectStore {
   puts = 0;
   gets = 0;
+  /** Every GET, in order, with its range (undefined: the whole object). */
+  readonly getLog: { key: string; range: ByteRange | undefined }[] = [];
 
   constructor(readonly inner: ObjectStore) {}
 
@@ -14,6 +16,7 @@ export class CountingObjectStore implements ObjectStore {
 
   get(key: string, range?: ByteRange): Promise<Uint8Array> {
     this.gets++;
+    this.getLog.push({ key, range });
     return this.inner.get(key, range);
   }
 
