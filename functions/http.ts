@@ -20,5 +20,11 @@ const log = new SluiceLog({ store, meta, config: { ...config.log, lingerMs: 0 },
 
 const groups = new GroupService({ log, meta, config: config.groups, logger });
 
-export const app = createApp({ log, groups, maxRequestBytes: config.maxRequestBytes, logger });
+export const app = createApp({
+  log,
+  groups,
+  maxRequestBytes: config.maxRequestBytes,
+  logger,
+  maintenance: false,
+});
 export const handler = handle(app);

@@ -1,14 +1,20 @@
 /**
- * AWS Lambda entry point for the scheduled maintenance pass (see src/log/maintenance.ts),
- * invoked by an EventBridge schedule.
+ * AWS Lambda entry point for the scheduled maintenance pass (src/log/maintenance.ts, and
+ * docs/rfcs/0003-segments.md §7), invoked by an EventBridge schedule. One pass, per partition:
+ * deletes what earlier rolls and retention replaced once past the grace period, aborts rolls
+ * and retention steps cut short, applies retention (retention.ms, retention.bytes) to sealed
+ * segments, and rolls the active segment's chunks into sealed segments; then it purges deleted
+ * topics' items and lists the bucket for orphan uploads and deleted topics' objects.
  *
  * The stores are built once per instance, outside the handler, as in functions/http.ts, so a
- * warm instance reuses its clients. The event is not read: a pass always covers the whole
- * store, so a manual `aws lambda invoke` with any payload runs the same pass, and the report
- * it returns is what that command prints.
+ * warm instance reuses its clients. The event is not read: a pass always covers every topic,
+ * so a manual `aws lambda invoke` with any payload runs the same pass, and the report it
+ * returns is what that command prints.
  *
  * Errors are not caught: a failed invocation is what Lambda's error metric counts and what its
- * asynchronous retries act on, and a repeated pass is harmless (deleting twice is a no-op).
+ * asynchronous retries act on. A repeated or overlapping pass is harmless: every index change
+ * is a conditional write, and deleting twice is a no-op. One partition's failure is logged and
+ * skipped by the pass itself, so it does not fail the invocation.
  */
 import type { ScheduledEvent } from "aws-lambda";
 import { serverConfigFromEnv } from "../src/config.js";

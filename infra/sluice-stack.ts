@@ -36,8 +36,13 @@ export interface SluiceStackProps extends StackProps {
  * - DynamoMetaStore: GetCommand, QueryCommand, PutCommand (a group's state replaced),
  *   DeleteCommand (purging a group's old offsets, one conditional delete per item: never
  *   BatchWriteItem) and TransactWriteCommand. A transaction is authorized per item action; its
- *   items are Put, Update, Delete (topic and group delete) and ConditionCheck (the group guard
- *   of an offset commit). CreateTable/DescribeTable (ensureTable) are for tests and local use only.
+ *   items are Put (a topic's tombstone among them), Update, Delete (topic and group delete) and
+ *   ConditionCheck (the group guard of an offset commit). Describe lists a partition's index
+ *   entries with QueryCommand. CreateTable/DescribeTable (ensureTable) are for tests and local
+ *   use only.
+ * POST /v1/admin/maintenance runs a pass in this function too, but a pass deletes objects and
+ * purges deleted topics, which this role cannot (no s3:DeleteObject, no dynamodb:BatchWriteItem):
+ * in the cloud, the maintenance function runs it.
  */
 export const httpObjectActions = ["s3:GetObject", "s3:PutObject"] as const;
 /**
@@ -58,22 +63,53 @@ export const httpTableActions = [
 export const httpLogActions = ["logs:CreateLogStream", "logs:PutLogEvents"] as const;
 
 /**
- * Exactly what the maintenance path (src/log/maintenance.ts, collectGarbage) sends:
- * - S3ObjectStore.list: ListObjectsV2, authorized as s3:ListBucket on the bucket.
- * - S3ObjectStore.delete: DeleteObjects, authorized per key as s3:DeleteObject on the objects
- *   (there is no s3:DeleteObjects action). It never reads or writes an object.
- * - DynamoMetaStore.listTopics and readIndex: QueryCommand; getHead: GetCommand. It never
- *   writes the table: no transaction, so no PutItem, UpdateItem or DeleteItem.
+ * Exactly what one maintenance pass (src/log/maintenance.ts, runMaintenance) sends, by SDK
+ * command, step by step (docs/rfcs/0003-segments.md §7):
+ * - Intents: listIntents (QueryCommand); for a done one past the grace period, the objects it
+ *   replaced go (S3ObjectStore.delete: DeleteObjects, authorized per key as s3:DeleteObject;
+ *   there is no s3:DeleteObjects action), then dropIntent (DeleteCommand); a pending one past
+ *   intentTimeoutMs is aborted (abortIntent: a conditional DeleteCommand) and its roll's upload
+ *   deleted (DeleteObjects).
+ * - Retention: getHead (GetCommand), listEntries (QueryCommand), then per step beginIntent and
+ *   advanceLogStart, both TransactWriteCommand; a lost step is aborted (DeleteCommand).
+ * - Rolls: beginIntent; the chunks read whole (S3ObjectStore.get: GetObjectCommand); the sealed
+ *   segment written (PutObjectCommand, one request: a segment is at most rollMaxBytes, far below
+ *   the 5 GB PutObject limit); replaceEntries (TransactWriteCommand); a lost swap is aborted.
+ * - Deleted topics: listDeletedTopics (QueryCommand); purgePartition pages the partition's keys
+ *   (QueryCommand) and deletes them with BatchWriteCommand (dynamodb:BatchWriteItem, whatever
+ *   its requests); forgetDeletedTopic drops the tombstone (DeleteCommand).
+ * - Object listing (collectGarbage): ListObjectsV2, authorized as s3:ListBucket on the bucket;
+ *   listTopics, readIndex and listIntents (QueryCommand), getHead (GetCommand); DeleteObjects.
+ * A transaction is authorized per item action (there is no TransactWriteItems action):
+ * beginIntent is a ConditionCheck (the topic still has its id) and a Put (the intent);
+ * advanceLogStart an Update (the head), an Update (the intent marked done) and Deletes (the
+ * entries); replaceEntries an Update (the intent), a Put (the sealed entry) and Deletes (the
+ * chunks' entries). It never sends a single-item PutCommand or UpdateCommand, and never Scan.
  */
-export const maintenanceObjectActions = ["s3:DeleteObject"] as const;
+export const maintenanceObjectActions = [
+  "s3:DeleteObject",
+  "s3:GetObject",
+  "s3:PutObject",
+] as const;
+/** ListObjectsV2; with it, a GET of a missing key also answers 404 (`not_found`), not 403. */
 export const maintenanceBucketActions = ["s3:ListBucket"] as const;
-export const maintenanceTableActions = ["dynamodb:GetItem", "dynamodb:Query"] as const;
+export const maintenanceTableActions = [
+  "dynamodb:BatchWriteItem",
+  "dynamodb:ConditionCheckItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:GetItem",
+  "dynamodb:PutItem",
+  "dynamodb:Query",
+  "dynamodb:UpdateItem",
+] as const;
 export const maintenanceLogActions = ["logs:CreateLogStream", "logs:PutLogEvents"] as const;
 
 /**
  * How long maintenance leaves an object alone. It must exceed the longest time between an
  * upload and its commit, and between a fetch's index read and its object read: both happen
- * within one invocation of the HTTP function (60 s timeout). An hour leaves room to spare.
+ * within one invocation of the HTTP function (60 s timeout). Objects a roll or retention step
+ * replaced are deleted this long after the change, as a pass's clock saw it when it started on
+ * the partition (at most one maintenance timeout early). An hour leaves room to spare.
  */
 export const MAINTENANCE_GRACE = Duration.hours(1);
 export const MAINTENANCE_RATE = Duration.minutes(15);
@@ -81,7 +117,7 @@ export const MAINTENANCE_RATE = Duration.minutes(15);
 /**
  * Sluice on AWS: one bucket for the immutable log objects, one DynamoDB table for the index
  * and offsets, the HTTP API as a Lambda function behind a Function URL, and a second function
- * that an EventBridge schedule invokes for garbage collection.
+ * that an EventBridge schedule invokes for the maintenance pass: rolls, retention and cleanup.
  */
 export class SluiceStack extends Stack {
   readonly bucket: s3.Bucket;
@@ -154,17 +190,30 @@ export class SluiceStack extends Stack {
         : lambda.FunctionUrlAuthType.AWS_IAM,
     });
 
-    // Garbage collection runs on a schedule, apart from the request path: listing a bucket
-    // takes as long as the bucket is big, and needs a delete grant the HTTP role must not have.
+    // Maintenance runs on a schedule, apart from the request path: a roll reads and rewrites
+    // up to rollMaxBytes, listing the bucket takes as long as the bucket is big, and it needs
+    // delete grants (objects, deleted topics' items) that the HTTP role must not have.
     const maintenance = this.sluiceFunction("MaintenanceFunction", {
-      description: "Sluice maintenance: deletes uncommitted uploads and deleted topics' objects",
-      roleDescription: "Sluice maintenance function: list and delete log objects, read metadata",
+      description: "Sluice maintenance: rolls segments, applies retention, cleans up objects",
+      roleDescription:
+        "Sluice maintenance function: roll, retire and delete log objects, write metadata",
       entry: "maintenance.ts",
-      // Listing and index reads are paged, and only one partition's listing is held at a
-      // time; the time grows with the bucket. A pass cut short by the timeout is harmless:
-      // the next one starts over.
-      memorySize: 512,
-      timeout: Duration.minutes(5),
+      // A roll holds its chunks and the sealed copy built from them: up to twice rollMaxBytes
+      // (256 MiB by default), so 512 MiB plus the runtime, the SDK and the pass's listings
+      // (index and bucket listings are paged, one partition's at a time). That budget holds
+      // only while one roll at a time is in memory: runMaintenance works on up to 8 partitions
+      // at once (PARTITION_CONCURRENCY), so their rolls must not overlap, or this must grow
+      // to about 8 × 512 MiB.
+      memorySize: 1024,
+      // Lambda's maximum. A pass's work grows with the backlog (up to 8 rolls per partition,
+      // each a few seconds of S3 transfer at most), and its last steps, deleted topics and the
+      // object listing, run only after every partition: a pass cut short every time would
+      // never reach them. Unused time is not billed. A pass cut short is still harmless (the
+      // next one aborts its pending intent once intentTimeoutMs, 30 min, has passed), and
+      // that timeout stays above this one, so no pass aborts a roll that a pass still running
+      // is doing. Passes that overlap (a long one and the next schedule) are safe too: every
+      // index change is a conditional write.
+      timeout: Duration.minutes(15),
       environment: { SLUICE_ORPHAN_GRACE_MS: String(MAINTENANCE_GRACE.toMilliseconds()) },
       grants: {
         objectActions: maintenanceObjectActions,
@@ -177,7 +226,8 @@ export class SluiceStack extends Stack {
     this.maintenanceLogGroup = maintenance.logGroup;
 
     // An asynchronous invoke: a failed pass shows in the function's Errors metric and Lambda
-    // retries it (twice, by default); passes may overlap, since deleting twice is harmless.
+    // retries it (twice, by default); passes may overlap, since every index change is a
+    // conditional write and deleting twice is harmless.
     this.maintenanceSchedule = new events.Rule(this, "MaintenanceSchedule", {
       description: "Runs the Sluice maintenance pass",
       schedule: events.Schedule.rate(MAINTENANCE_RATE),

@@ -218,6 +218,12 @@ describe.each(sources)("functions/http handler behind $source", ({ source, makeE
     expect(res.json).toEqual({ status: "ok" });
   });
 
+  it("refuses to run maintenance in a request: 403 forbidden", async () => {
+    const res = await invoke({ method: "POST", path: "/v1/admin/maintenance" });
+    expect(res.status).toBe(403);
+    expect(res.json.error.code).toBe("forbidden");
+  });
+
   it("creates a topic with 201", async () => {
     const res = await invoke({
       method: "POST",

@@ -23,8 +23,10 @@ import {
   maintenanceTableActions,
   type SluiceStackProps,
 } from "../../infra/sluice-stack.js";
-import { chunkKey } from "../../src/log/keys.js";
-import { collectGarbage } from "../../src/log/maintenance.js";
+import { ulid } from "ulid";
+import { logConfigDefaults, type LogConfig } from "../../src/config.js";
+import { chunkKey, segmentKey } from "../../src/log/keys.js";
+import { SluiceLog } from "../../src/log/log.js";
 import { logger } from "../../src/logger.js";
 import { DynamoMetaStore, ensureTable, tableDefinition } from "../../src/meta/dynamodb.js";
 import { S3ObjectStore } from "../../src/storage/s3.js";
@@ -44,6 +46,7 @@ const cdkContext = (
     context?: Record<string, unknown>;
   }
 ).context;
+const MiB = 1024 * 1024;
 /** The bundle may grow, but not unnoticed: it is loaded on every cold start. */
 const BUNDLE_BUDGET_BYTES = 2 * 1024 * 1024;
 
@@ -118,6 +121,17 @@ function actionsByResource(template: Template, roleId: string): Record<string, s
     [...byResource].map(([resource, actions]) => [resource, [...actions].sort()]),
   );
 }
+
+/**
+ * TransactWriteItems has no IAM action of its own: each of its items is authorized as the
+ * single-item action it stands for.
+ */
+const transactItemActions: Record<string, string> = {
+  Put: "dynamodb:PutItem",
+  Update: "dynamodb:UpdateItem",
+  Delete: "dynamodb:DeleteItem",
+  ConditionCheck: "dynamodb:ConditionCheckItem",
+};
 
 /** The Lambda permissions (resource policy statements) on one function. */
 const permissionsOf = (template: Template, functionId: string) =>
@@ -289,7 +303,7 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
 
     it("grants exactly what the adapters' SDK commands on the HTTP path need", () => {
       // The IAM action each SDK command needs; null for commands sent only outside the HTTP
-      // path (maintenance: listing, deleting; tests and local use: ensureTable). A new command
+      // path (maintenance: listing, deleting, purging; tests and local use: ensureTable). A new command
       // in an adapter fails this test until someone decides where it belongs.
       const s3Commands: Record<string, string | null> = {
         PutObjectCommand: "s3:PutObject",
@@ -304,14 +318,10 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         DeleteCommand: "dynamodb:DeleteItem",
         // Authorized per item action, below: there is no TransactWriteItems IAM action.
         TransactWriteCommand: null,
+        // purgePartition: deleted topics' items, by maintenance only.
+        BatchWriteCommand: null,
         CreateTableCommand: null,
         DescribeTableCommand: null,
-      };
-      const transactItems: Record<string, string> = {
-        Put: "dynamodb:PutItem",
-        Update: "dynamodb:UpdateItem",
-        Delete: "dynamodb:DeleteItem",
-        ConditionCheck: "dynamodb:ConditionCheckItem",
       };
       const scan = (file: string, known: Record<string, string | null>) => {
         const source = readFileSync(join(repoRoot, file), "utf8");
@@ -326,7 +336,7 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
       const needed = new Set([...s3.actions, ...dynamo.actions]);
       if (dynamo.commands.has("TransactWriteCommand")) {
         for (const m of dynamo.source.matchAll(/\b(Put|Update|Delete|ConditionCheck): \{/g)) {
-          needed.add(transactItems[m[1]!]!);
+          needed.add(transactItemActions[m[1]!]!);
         }
       }
       expect([...needed].sort()).toEqual([...httpObjectActions, ...httpTableActions].sort());
@@ -362,13 +372,13 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
     const fnId = () => logicalId(s, s.stack.maintenanceFunction);
     const roleId = () => logicalId(s, s.stack.maintenanceFunction.role!);
 
-    it("runs on Node.js 22, arm64, 512 MB, 5 min, with exactly the expected environment", () => {
+    it("runs on Node.js 22, arm64, 1 GB, 15 min, with exactly the expected environment", () => {
       const fn = s.template.findResources("AWS::Lambda::Function")[fnId()];
       expect(fn?.Properties).toMatchObject({
         Runtime: "nodejs22.x",
         Architectures: ["arm64"],
-        MemorySize: 512,
-        Timeout: 300,
+        MemorySize: 1024,
+        Timeout: 900,
         Handler: "index.handler",
         Role: { "Fn::GetAtt": [roleId(), "Arn"] },
         LoggingConfig: { LogGroup: { Ref: logicalId(s, s.stack.maintenanceLogGroup) } },
@@ -392,6 +402,23 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         s.template.findResources("AWS::Lambda::Function")[logicalId(s, s.stack.httpFunction)];
       const httpTimeoutMs = (http?.Properties.Timeout as number) * 1000;
       expect(MAINTENANCE_GRACE.toMilliseconds()).toBeGreaterThanOrEqual(10 * httpTimeoutMs);
+    });
+
+    it("holds a roll in memory, and never outlives the intents its own rolls hold", () => {
+      const fn = s.template.findResources("AWS::Lambda::Function")[fnId()];
+      const memoryBytes = (fn?.Properties.MemorySize as number) * MiB;
+      const timeoutMs = (fn?.Properties.Timeout as number) * 1000;
+      // The chunks and the sealed copy, with room for the runtime and the pass's listings.
+      expect(memoryBytes).toBeGreaterThanOrEqual(2 * logConfigDefaults.rollMaxBytes + 256 * MiB);
+      // A pass stamps a partition's intents when it starts on it: one still running must not
+      // look timed out to the next pass, which would abort its roll.
+      expect(timeoutMs).toBeLessThan(logConfigDefaults.intentTimeoutMs);
+      // Replaced objects are deleted a grace period after that stamp, which may be a timeout
+      // early: a reader of the old index entry (one HTTP invocation) must still find them.
+      const http =
+        s.template.findResources("AWS::Lambda::Function")[logicalId(s, s.stack.httpFunction)];
+      const httpTimeoutMs = (http?.Properties.Timeout as number) * 1000;
+      expect(MAINTENANCE_GRACE.toMilliseconds()).toBeGreaterThan(timeoutMs + 10 * httpTimeoutMs);
     });
 
     it("is invoked every 15 minutes by one schedule rule, and by nothing else", () => {
@@ -433,29 +460,42 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
       const actual = actionsByResource(s.template, roleId());
       const key = (token: string) => JSON.stringify(s.stack.resolve(token));
       expect(actual).toEqual({
-        [key(s.stack.bucket.arnForObjects("*"))]: ["s3:DeleteObject"],
+        [key(s.stack.bucket.arnForObjects("*"))]: [
+          "s3:DeleteObject",
+          "s3:GetObject",
+          "s3:PutObject",
+        ],
         [key(s.stack.bucket.bucketArn)]: ["s3:ListBucket"],
-        [key(s.stack.table.tableArn)]: ["dynamodb:GetItem", "dynamodb:Query"],
+        [key(s.stack.table.tableArn)]: [
+          "dynamodb:BatchWriteItem",
+          "dynamodb:ConditionCheckItem",
+          "dynamodb:DeleteItem",
+          "dynamodb:GetItem",
+          "dynamodb:PutItem",
+          "dynamodb:Query",
+          "dynamodb:UpdateItem",
+        ],
         [key(s.stack.maintenanceLogGroup.logGroupArn)]: [
           "logs:CreateLogStream",
           "logs:PutLogEvents",
         ],
       });
-      // It neither reads nor writes log data, and never writes metadata.
+      // Nothing that reads a whole table, and nothing on the bucket or table themselves.
       const all = Object.values(actual).flat();
-      for (const action of [
-        "s3:GetObject",
-        "s3:PutObject",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Scan",
-      ]) {
+      for (const action of ["dynamodb:Scan", "s3:DeleteBucket", "dynamodb:DeleteTable"]) {
         expect(all).not.toContain(action);
       }
-      expect(maintenanceObjectActions).toEqual(["s3:DeleteObject"]);
+      expect(maintenanceObjectActions).toEqual(["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]);
       expect(maintenanceBucketActions).toEqual(["s3:ListBucket"]);
-      expect(maintenanceTableActions).toEqual(["dynamodb:GetItem", "dynamodb:Query"]);
+      expect(maintenanceTableActions).toEqual([
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+      ]);
       expect(maintenanceLogActions).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
     });
   });
@@ -600,19 +640,40 @@ describe("SluiceStack with publicUrl: true", () => {
 });
 
 /**
- * The maintenance grants against what the pass really sends: one pass over the S3 and DynamoDB
- * adapters (the local stand-ins test/global-setup.ts starts), with every SDK command recorded
- * as the clients send it. The data is set up so that each branch runs: a live partition with
- * committed objects and an orphan, and a deleted topic's objects.
+ * The maintenance grants against what a pass really sends: one full pass (SluiceLog.
+ * runMaintenance, as functions/maintenance.ts runs it) over the S3 and DynamoDB adapters (the
+ * local stand-ins test/global-setup.ts starts), with every SDK operation recorded as the clients
+ * send it. The data is set up so that every step of the pass has work: a done intent past the
+ * grace period and a pending one past its timeout, a sealed segment beyond retention.bytes,
+ * chunks to roll, an orphan upload, and a deleted topic's items and objects.
  */
 describe("maintenance grants, checked against the commands a pass sends", () => {
-  /** The IAM action each SDK operation is authorized as; a new operation fails the test. */
-  const iamAction: Record<string, string> = {
+  /**
+   * The IAM action each low-level SDK operation is authorized as; null for TransactWriteItems,
+   * authorized per item (transactItemActions). A new operation fails the test.
+   */
+  const iamAction: Record<string, string | null> = {
     ListObjectsV2Command: "s3:ListBucket",
     // Multi-object delete is authorized per key; there is no s3:DeleteObjects action.
     DeleteObjectsCommand: "s3:DeleteObject",
+    GetObjectCommand: "s3:GetObject",
+    PutObjectCommand: "s3:PutObject",
     GetItemCommand: "dynamodb:GetItem",
     QueryCommand: "dynamodb:Query",
+    PutItemCommand: "dynamodb:PutItem",
+    UpdateItemCommand: "dynamodb:UpdateItem",
+    DeleteItemCommand: "dynamodb:DeleteItem",
+    // Whatever its requests (puts or deletes), a batch is authorized as BatchWriteItem alone.
+    BatchWriteItemCommand: "dynamodb:BatchWriteItem",
+    TransactWriteItemsCommand: null,
+  };
+  /** Short enough that the injected clock passes them all; what each guards is not tested here. */
+  const passConfig: LogConfig = {
+    ...logConfigDefaults,
+    rollMinAgeMs: 0,
+    orphanGraceMs: 60_000,
+    commitTimeoutMs: 1_000,
+    intentTimeoutMs: 120_000,
   };
 
   let cleanup: (() => Promise<void>)[] = [];
@@ -639,17 +700,44 @@ describe("maintenance grants, checked against the commands a pass sends", () => 
       store: new S3ObjectStore({ bucket: s3.bucket, client: writerS3 }),
       meta: new DynamoMetaStore({ table, client: dynamo }),
     };
-    const h = makeHarness(writer);
-    await h.call("POST", "/v1/topics", { name: "kept", partitions: 1 });
-    await h.call("POST", "/v1/topics/kept/records", { records: [{ value: 1 }] });
-    await h.call("POST", "/v1/topics/kept/records", { records: [{ value: 2 }] });
-    const kept = await h.log.topics.get("kept");
+    const h = makeHarness(writer, passConfig);
+    const topicConfig = { "segment.ms": 1, "retention.bytes": 1 };
+    await h.call("POST", "/v1/topics", { name: "rolled", partitions: 1, config: topicConfig });
+    await h.call("POST", "/v1/topics/rolled/records", { records: [{ value: 1 }] });
+    await h.call("POST", "/v1/topics/rolled/records", { records: [{ value: 2 }] });
+    // A first pass seals those two chunks, leaving them to a done roll intent.
+    const first = await h.log.runMaintenance({ topic: "rolled", now: () => Date.now() + 1_000 });
+    expect(first).toMatchObject({ segmentsRolled: 1, chunksReplaced: 2 });
+    // Two more chunks: enough bytes after the sealed segment for retention.bytes to retire it.
+    await h.call("POST", "/v1/topics/rolled/records", { records: [{ value: 3 }] });
+    await h.call("POST", "/v1/topics/rolled/records", { records: [{ value: 4 }] });
+    const rolled = await h.log.topics.get("rolled");
+    const chunks = (await writer.meta.listEntries(rolled.id, 0, 0, 10)).filter(
+      (e) => e.kind === "chunk",
+    );
+    expect(chunks).toHaveLength(2);
+    // A roller that died after uploading its segment: its intent is still pending.
+    const deadRoll = ulid();
+    const deadUpload = segmentKey("rolled", rolled.id, 0, chunks[0]!.baseOffset, deadRoll);
+    await writer.store.put(deadUpload, new Uint8Array(1));
+    expect(
+      await writer.meta.beginIntent(rolled, 0, {
+        kind: "roll",
+        baseOffset: chunks[0]!.baseOffset,
+        id: deadRoll,
+        objectKeys: chunks.map((c) => c.objectKey),
+        sealedKey: deadUpload,
+        createdAt: Date.now(),
+        doneAt: null,
+      }),
+    ).toBe(true);
+    // An upload whose writer never committed it.
     await writer.store.put(
-      chunkKey("kept", kept.id, 0, "01ORPHAN0000000000000000000"),
+      chunkKey("rolled", rolled.id, 0, "01ORPHAN0000000000000000000"),
       new Uint8Array(1),
     );
     await h.call("POST", "/v1/topics", { name: "gone", partitions: 1 });
-    await h.call("POST", "/v1/topics/gone/records", { records: [{ value: 3 }] });
+    await h.call("POST", "/v1/topics/gone/records", { records: [{ value: 5 }] });
     await h.call("DELETE", "/v1/topics/gone");
     await h.log.close();
 
@@ -658,37 +746,69 @@ describe("maintenance grants, checked against the commands a pass sends", () => 
     const dynamoClient = new DynamoDBClient({});
     cleanup.push(() => Promise.resolve(dynamoClient.destroy()));
     // Every operation either client sends, by the low-level command's name (the document
-    // client's GetCommand reaches the client as GetItemCommand).
+    // client's GetCommand reaches the client as GetItemCommand), and each transaction's items.
     const sent: string[] = [];
+    const needed = new Set<string>();
     const recording = { step: "initialize", name: "recordCommands" } as const;
+    const note = (command = "?", input: unknown) => {
+      sent.push(command);
+      const action = iamAction[command];
+      if (typeof action === "string") needed.add(action);
+      if (command !== "TransactWriteItemsCommand") return;
+      for (const item of (input as { TransactItems: object[] }).TransactItems) {
+        for (const kind of Object.keys(item)) {
+          expect(kind in transactItemActions, `transaction item ${kind}`).toBe(true);
+          needed.add(transactItemActions[kind]!);
+        }
+      }
+    };
     s3Client.middlewareStack.add(
       (next, context) => (args) => {
-        sent.push(context.commandName ?? "?");
+        note(context.commandName, args.input);
         return next(args);
       },
       recording,
     );
     dynamoClient.middlewareStack.add(
       (next, context) => (args) => {
-        sent.push(context.commandName ?? "?");
+        note(context.commandName, args.input);
         return next(args);
       },
       recording,
     );
-    const report = await collectGarbage({
+
+    // The maintenance function's path: a SluiceLog over the cloud adapters, its whole pass,
+    // with a clock past every grace period and timeout.
+    const log = new SluiceLog({
       store: new S3ObjectStore({ bucket: s3.bucket, client: s3Client }),
       meta: new DynamoMetaStore({ table, client: dynamoClient }),
+      config: passConfig,
       logger,
-      graceMs: MAINTENANCE_GRACE.toMilliseconds(),
-      // Everything is past the grace period.
-      now: () => Date.now() + 2 * MAINTENANCE_GRACE.toMilliseconds(),
     });
-    expect(report).toMatchObject({ orphansDeleted: 1, deletedTopicObjectsDeleted: 1 });
+    const later = Date.now() + 10 * 60_000;
+    const report = await log.runMaintenance({ now: () => later });
+    expect(report).toEqual({
+      // The live partition and the dead topic's.
+      partitions: 2,
+      // The retired segment and the rolled chunks (their done intents name them), the new
+      // segment, the orphan, and the deleted topic's chunk. The first two chunks and the dead
+      // roller's upload went earlier in the pass.
+      objectsScanned: 6,
+      orphansDeleted: 1,
+      deletedTopicObjectsDeleted: 1,
+      segmentsRolled: 1,
+      chunksReplaced: 2,
+      segmentsRetired: 1,
+      intentsAborted: 1,
+      // The first two chunks, a grace period after the first pass sealed them.
+      garbageObjectsDeleted: 2,
+      // The dead topic's head and index entry, then its tombstone.
+      deletedTopicItemsDeleted: 3,
+    });
 
     const unknown = [...new Set(sent)].filter((c) => !(c in iamAction));
     expect(unknown).toEqual([]);
-    const needed = [...new Set(sent.map((c) => iamAction[c]!))].sort();
-    expect(needed).toEqual(
+    expect([...needed].sort()).toEqual(
       [...maintenanceObjectActions, ...maintenanceBucketActions, ...maintenanceTableActions].sort(),
     );
   });
