@@ -16,7 +16,7 @@
  * is a conditional write, and deleting twice is a no-op. One partition's failure is logged and
  * skipped by the pass itself, so it does not fail the invocation.
  */
-import type { ScheduledEvent } from "aws-lambda";
+import type { Context, ScheduledEvent } from "aws-lambda";
 import { serverConfigFromEnv } from "../src/config.js";
 import { SluiceLog } from "../src/log/log.js";
 import type { MaintenanceReport } from "../src/log/maintenance.js";
@@ -27,6 +27,18 @@ const config = serverConfigFromEnv();
 const { store, meta } = await openStores(config);
 const log = new SluiceLog({ store, meta, config: config.log, logger });
 
-export function handler(_event: ScheduledEvent): Promise<MaintenanceReport> {
-  return log.runMaintenance();
+/**
+ * No roll starts in the last minutes before the timeout, so that the deleted topics and the
+ * object listing, which come after the rolls, still run: a roll of 256 MiB takes tens of seconds.
+ */
+const ROLL_MARGIN_MS = 3 * 60 * 1000;
+
+export function handler(
+  _event: ScheduledEvent,
+  context?: Pick<Context, "getRemainingTimeInMillis">,
+): Promise<MaintenanceReport> {
+  const remaining = context?.getRemainingTimeInMillis();
+  return log.runMaintenance(
+    remaining === undefined ? {} : { rollUntil: Date.now() + remaining - ROLL_MARGIN_MS },
+  );
 }

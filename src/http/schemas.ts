@@ -417,5 +417,6 @@ export const MaintenanceReport = z
     intentsAborted: z.number().int(),
     garbageObjectsDeleted: z.number().int(),
     deletedTopicItemsDeleted: z.number().int(),
+    rollsFailed: z.number().int(),
   })
   .openapi("MaintenanceReport");

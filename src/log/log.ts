@@ -50,6 +50,7 @@ export class SluiceLog {
   private readonly notifier = new AppendNotifier();
   private readonly cache: ObjectCache;
   private readonly files: SegmentFiles;
+  private maintenance: Promise<unknown> = Promise.resolve();
   private readonly logger: Logger;
 
   constructor(private readonly deps: LogDeps) {
@@ -181,19 +182,25 @@ export class SluiceLog {
    * several places at once. `now` is injectable so that tests can move time.
    */
   async runMaintenance(
-    options: { topic?: string; now?: () => number } = {},
+    options: { topic?: string; now?: () => number; rollUntil?: number } = {},
   ): Promise<MaintenanceReport> {
     // An unknown topic is an error, not an empty pass.
     if (options.topic !== undefined) await this.topics.get(options.topic);
-    return runMaintenance({
-      store: this.deps.store,
-      meta: this.deps.meta,
-      logger: this.logger,
-      graceMs: this.deps.config.orphanGraceMs,
-      commitTimeoutMs: this.deps.config.commitTimeoutMs,
-      config: this.deps.config,
-      ...options,
-    });
+    // One pass at a time in a process: a timer pass that overran its interval, or admin
+    // requests, must not hold several rolls in memory at once.
+    const pass = this.maintenance.then(() =>
+      runMaintenance({
+        store: this.deps.store,
+        meta: this.deps.meta,
+        logger: this.logger,
+        graceMs: this.deps.config.orphanGraceMs,
+        commitTimeoutMs: this.deps.config.commitTimeoutMs,
+        config: this.deps.config,
+        ...options,
+      }),
+    );
+    this.maintenance = pass.catch(() => undefined);
+    return pass;
   }
 
   /** Flushes every buffered append; call before the process exits. */

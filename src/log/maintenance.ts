@@ -28,6 +28,11 @@ export interface PassOptions extends MaintenanceOptions {
   config: Pick<LogConfig, "rollMinAgeMs" | "rollMaxBytes" | "intentTimeoutMs">;
   /** Only this topic's partitions get rolls and retention (the object listing still runs). */
   topic?: string;
+  /**
+   * Wall-clock time (Date.now) after which no new roll starts, so that a pass bounded by a
+   * function timeout still reaches the deleted topics and the object listing.
+   */
+  rollUntil?: number;
 }
 
 export interface GarbageReport {
@@ -49,12 +54,17 @@ export interface MaintenanceReport extends GarbageReport {
   garbageObjectsDeleted: number;
   /** Table items (heads, index entries, intents, tombstones) of deleted topics. */
   deletedTopicItemsDeleted: number;
+  /** Rolls that failed after taking their intent (unreadable chunks, storage errors). */
+  rollsFailed: number;
 }
 
 /** Partitions worked on at once. */
 const PARTITION_CONCURRENCY = 8;
-/** Rolls per partition per pass while a trigger still holds. */
-const MAX_ROLLS_PER_PASS = 8;
+/**
+ * Rolls per partition per pass while a trigger still holds: 64 × 99 chunks, so that a partition
+ * flushing several times a second still keeps up with a pass every 15 minutes.
+ */
+const MAX_ROLLS_PER_PASS = 64;
 /** Index entries per listing round trip. */
 const ENTRY_PAGE = 1000;
 /** Items per purge round trip of a deleted topic's partition. */
@@ -69,7 +79,6 @@ const PURGE_PAGE = 1000;
  */
 export async function runMaintenance(options: PassOptions): Promise<MaintenanceReport> {
   const { meta, logger } = options;
-  const now = options.now ?? Date.now;
   const report: MaintenanceReport = {
     partitions: 0,
     objectsScanned: 0,
@@ -81,13 +90,17 @@ export async function runMaintenance(options: PassOptions): Promise<MaintenanceR
     intentsAborted: 0,
     garbageObjectsDeleted: 0,
     deletedTopicItemsDeleted: 0,
+    rollsFailed: 0,
   };
   const topics = (await retryIdempotent(() => meta.listTopics())).filter(
     (t) => options.topic === undefined || t.name === options.topic,
   );
-  const work = topics.flatMap((topic) =>
+  const all = topics.flatMap((topic) =>
     Array.from({ length: topic.partitions }, (_, partition) => ({ topic, partition })),
   );
+  // A pass cut short by its time budget must not starve the same partitions every time.
+  const start = Math.floor(Math.random() * all.length);
+  const work = [...all.slice(start), ...all.slice(0, start)];
   // A roll holds its chunks and the sealed copy in memory (up to twice rollMaxBytes): one at
   // a time, so a pass's memory does not grow with the partitions it works on at once.
   let rolling: Promise<unknown> = Promise.resolve();
@@ -98,13 +111,13 @@ export async function runMaintenance(options: PassOptions): Promise<MaintenanceR
   };
   await inParallel(work, PARTITION_CONCURRENCY, async ({ topic, partition }) => {
     try {
-      await maintainPartition(options, topic, partition, now(), report, oneAtATime);
+      await maintainPartition(options, topic, partition, report, oneAtATime);
     } catch (err) {
       // One partition's trouble must not stop the others; the next pass tries again.
       logger.warn({ err, topic: topic.name, partition }, "partition maintenance failed");
     }
   });
-  await purgeDeletedTopics(options, now(), report);
+  await purgeDeletedTopics(options, report);
   Object.assign(report, await collectGarbage(options));
   logger.info({ ...report }, "maintenance pass done");
   return report;
@@ -114,11 +127,14 @@ async function maintainPartition(
   options: PassOptions,
   topic: TopicMeta,
   partition: number,
-  now: number,
   report: MaintenanceReport,
   oneAtATime: <T>(task: () => Promise<T>) => Promise<T>,
 ): Promise<void> {
   const { store, meta, config, graceMs } = options;
+  // Read the clock at each step: a step that waited (for the roll before it) must not record
+  // an earlier time than it happened, or its garbage would outlive the grace period less.
+  const clock = options.now ?? Date.now;
+  const now = clock();
   for (const intent of await retryIdempotent(() => meta.listIntents(topic.id, partition))) {
     if (intent.doneAt !== null && intent.doneAt < now - graceMs) {
       // Objects first, then the item: a crash in between only repeats idempotent deletes.
@@ -143,18 +159,22 @@ async function maintainPartition(
 
   const head = await retryIdempotent(() => meta.getHead(topic.id, partition));
   let entries = await listAllEntries(meta, topic.id, partition, head.logStartOffset);
-  const retired = chooseRetired(entries, topic, now);
+  const retired = chooseRetired(entries, topic, clock());
   if (retired.length > 0) {
-    const removed = await retire(meta, topic, partition, head, retired, now);
+    const removed = await retire(meta, topic, partition, head, retired, clock);
     report.segmentsRetired += removed;
     entries = entries.slice(removed);
   }
 
   for (let rolls = 0; rolls < MAX_ROLLS_PER_PASS; rolls++) {
-    const chunks = chooseRoll(entries, topic, options, now);
+    if (options.rollUntil !== undefined && Date.now() > options.rollUntil) break;
+    const chunks = chooseRoll(entries, topic, options, clock());
     if (chunks.length === 0) break;
-    const outcome = await oneAtATime(() => roll(options, topic, partition, chunks, now));
-    if (!outcome.rolled) break;
+    const outcome = await oneAtATime(() => roll(options, topic, partition, chunks, clock));
+    if (!outcome.rolled) {
+      if (outcome.failed) report.rollsFailed++;
+      break;
+    }
     report.segmentsRolled++;
     report.chunksReplaced += outcome.replaced;
     const at = entries.indexOf(chunks[0]!);
@@ -169,27 +189,38 @@ async function maintainPartition(
  */
 async function purgeDeletedTopics(
   options: MaintenanceOptions,
-  now: number,
   report: MaintenanceReport,
 ): Promise<void> {
-  const { meta } = options;
+  const { meta, logger } = options;
+  const now = options.now ?? Date.now;
   for (const dead of await retryIdempotent(() => meta.listDeletedTopics())) {
-    for (let partition = 0; partition < dead.partitions; partition++) {
-      for (;;) {
-        const purged = await retryIdempotent(() =>
-          meta.purgePartition(dead.id, partition, PURGE_PAGE),
-        );
-        report.deletedTopicItemsDeleted += purged;
-        if (purged === 0) break;
+    try {
+      for (let partition = 0; partition < dead.partitions; partition++) {
+        for (;;) {
+          const purged = await retryIdempotent(() =>
+            meta.purgePartition(dead.id, partition, PURGE_PAGE),
+          );
+          report.deletedTopicItemsDeleted += purged;
+          if (purged === 0) break;
+        }
       }
-    }
-    if (dead.deletedAt < now - options.graceMs) {
-      await retryIdempotent(() => meta.forgetDeletedTopic(dead.id));
-      report.deletedTopicItemsDeleted++;
+      if (dead.deletedAt < now() - options.graceMs) {
+        await retryIdempotent(() => meta.forgetDeletedTopic(dead.id));
+        report.deletedTopicItemsDeleted++;
+      }
+    } catch (err) {
+      // The next pass purges again; the object listing below must still run.
+      logger.warn({ err, topic: dead.name, id: dead.id }, "purging a deleted topic failed");
     }
   }
 }
 
+/**
+ * The partition's index from `from`, as a contiguous run. A DynamoDB Query may show half of a
+ * concurrent roll (docs/rfcs/0003-segments.md §4): entries overlapping what came before are
+ * dropped, and the run stops at a gap. Sizes and triggers computed from it are then never
+ * inflated by double-counted chunks, only possibly short until the next pass.
+ */
 async function listAllEntries(
   meta: MetaStore,
   topicId: string,
@@ -197,11 +228,17 @@ async function listAllEntries(
   from: number,
 ): Promise<IndexEntry[]> {
   const entries: IndexEntry[] = [];
+  let end = from;
   for (let next = from; ;) {
     const page = await retryIdempotent(() =>
       meta.listEntries(topicId, partition, next, ENTRY_PAGE),
     );
-    entries.push(...page);
+    for (const entry of page) {
+      if (entry.baseOffset + entry.count <= end) continue;
+      if (entry.baseOffset !== end) return entries;
+      entries.push(entry);
+      end = entry.baseOffset + entry.count;
+    }
     const last = page.at(-1);
     if (page.length < ENTRY_PAGE || !last) return entries;
     next = last.baseOffset + 1;

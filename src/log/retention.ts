@@ -35,14 +35,14 @@ export async function retire(
   partition: number,
   head: PartitionHead,
   retired: IndexEntry[],
-  now: number,
+  now: () => number,
 ): Promise<number> {
   let expected = head.logStartOffset;
   let done = 0;
   while (done < retired.length) {
     const step = retired.slice(done, done + meta.maxRemovedPerAdvance);
     if (step[0]!.baseOffset !== expected) break;
-    const id = ulid(now);
+    const id = ulid();
     const begun = await retryIdempotent(() =>
       meta.beginIntent(topic, partition, {
         kind: "retire",
@@ -50,13 +50,13 @@ export async function retire(
         id,
         objectKeys: step.map((e) => e.objectKey),
         sealedKey: null,
-        createdAt: now,
+        createdAt: now(),
         doneAt: null,
       }),
     );
     if (!begun) break;
     const advanced = await retryIdempotent(() =>
-      meta.advanceLogStart(topic.id, partition, id, expected, step, now),
+      meta.advanceLogStart(topic.id, partition, id, expected, step, now()),
     );
     if (!advanced) {
       await retryIdempotent(() => meta.abortIntent(topic.id, partition, "retire", expected, id));

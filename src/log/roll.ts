@@ -16,8 +16,11 @@ export interface RollDeps {
 
 export type RollOutcome =
   | { rolled: true; sealed: IndexEntry; replaced: number }
-  /** Another roller holds this base, or the index changed under us: try again next pass. */
-  | { rolled: false };
+  /**
+   * Another roller holds this base or the index changed under us (`failed` false), or reading
+   * or writing failed (`failed` true, intent aborted): try again next pass.
+   */
+  | { rolled: false; failed: boolean };
 
 /**
  * The chunks the next roll should seal, or none (docs/rfcs/0003-segments.md §5). `entries` is
@@ -49,13 +52,13 @@ export function chooseRoll(
   }
   if (eligible.length === 0) return [];
 
+  // Either trigger seals at most the shortest prefix reaching segment.bytes; by size, only once
+  // the chunks old enough to roll reach it, so that young chunks never force a small segment.
   const segmentBytes = topic.config["segment.bytes"];
-  if (now - firstUpload >= topic.config["segment.ms"]) return eligible;
-  const activeBytes = active.reduce((sum, e) => sum + e.bytes, 0);
-  if (activeBytes < segmentBytes) return [];
   let bytes = 0;
   const reaching = eligible.findIndex((e) => (bytes += e.bytes) >= segmentBytes);
-  return reaching < 0 ? eligible : eligible.slice(0, reaching + 1);
+  if (reaching >= 0) return eligible.slice(0, reaching + 1);
+  return now - firstUpload >= topic.config["segment.ms"] ? eligible : [];
 }
 
 /**
@@ -68,11 +71,11 @@ export async function roll(
   topic: TopicMeta,
   partition: number,
   chunks: IndexEntry[],
-  now: number,
+  now: () => number,
 ): Promise<RollOutcome> {
   const { store, meta, logger } = deps;
   const base = chunks[0]!.baseOffset;
-  const rollId = ulid(now);
+  const rollId = ulid();
   const sealedKey = segmentKey(topic.name, topic.id, partition, base, rollId);
   const begun = await retryIdempotent(() =>
     meta.beginIntent(topic, partition, {
@@ -81,22 +84,65 @@ export async function roll(
       id: rollId,
       objectKeys: chunks.map((c) => c.objectKey),
       sealedKey,
-      createdAt: now,
+      createdAt: now(),
       doneAt: null,
     }),
   );
-  if (!begun) return { rolled: false };
+  if (!begun) return { rolled: false, failed: false };
 
-  // Read past the object cache: a roll's chunks are cold, and would evict the hot tail.
-  const sources = [];
-  for (const chunk of chunks) {
-    const body = await retryIdempotent(() => store.get(chunk.objectKey));
-    sources.push({ baseOffset: chunk.baseOffset, count: chunk.count, body });
+  let sealed: IndexEntry;
+  try {
+    sealed = await sealChunks(store, sealedKey, base, chunks);
+  } catch (err) {
+    // Nothing was swapped: give the base back now instead of after the intent timeout.
+    logger.error({ err, topic: topic.name, partition, base }, "roll failed");
+    await abandon();
+    return { rolled: false, failed: true };
   }
-  const built = buildSegment(base, sources);
+  // A replayed swap whose first answer was lost is recognised by the intent id: safe to retry.
+  // A swap whose outcome stays unknown is left to the intent: done, or aborted on timeout.
+  const swapped = await retryIdempotent(() =>
+    meta.replaceEntries(topic.id, partition, rollId, chunks, sealed, now()),
+  );
+  if (swapped) return { rolled: true, sealed, replaced: chunks.length };
+  logger.info({ topic: topic.name, partition, base }, "roll lost to a concurrent index change");
+  await abandon();
+  return { rolled: false, failed: false };
+
+  /** After the abort no swap of this intent can apply, so its upload is garbage. */
+  async function abandon(): Promise<void> {
+    if (await retryIdempotent(() => meta.abortIntent(topic.id, partition, "roll", base, rollId))) {
+      await retryIdempotent(() => store.delete([sealedKey]));
+    }
+  }
+}
+
+/** Chunks read concurrently per roll: the roll's latency is mostly these GETs. */
+const CHUNK_READ_CONCURRENCY = 8;
+
+async function sealChunks(
+  store: ObjectStore,
+  sealedKey: string,
+  base: number,
+  chunks: IndexEntry[],
+): Promise<IndexEntry> {
+  // Read past the object cache: a roll's chunks are cold, and would evict the hot tail.
+  const bodies = new Array<Uint8Array>(chunks.length);
+  let next = 0;
+  const reader = async () => {
+    for (let i = next++; i < chunks.length; i = next++) {
+      const key = chunks[i]!.objectKey;
+      bodies[i] = await retryIdempotent(() => store.get(key));
+    }
+  };
+  await Promise.all(Array.from({ length: CHUNK_READ_CONCURRENCY }, reader));
+  const built = buildSegment(
+    base,
+    chunks.map((c, i) => ({ baseOffset: c.baseOffset, count: c.count, body: bodies[i]! })),
+  );
   // The key is unique to this roll, so a repeated PUT writes the same bytes.
   await retryIdempotent(() => store.put(sealedKey, built.body));
-  const sealed: IndexEntry = {
+  return {
     baseOffset: base,
     count: built.recordCount,
     bytes: built.body.byteLength,
@@ -106,16 +152,4 @@ export async function roll(
     kind: "sealed",
     footer: built.footer,
   };
-  // A replayed swap whose first answer was lost is recognised by the intent id: safe to retry.
-  const swapped = await retryIdempotent(() =>
-    meta.replaceEntries(topic.id, partition, rollId, chunks, sealed, now),
-  );
-  if (swapped) return { rolled: true, sealed, replaced: chunks.length };
-
-  // After the abort no swap of this intent can apply, so its upload is garbage.
-  if (await retryIdempotent(() => meta.abortIntent(topic.id, partition, "roll", base, rollId))) {
-    await retryIdempotent(() => store.delete([sealedKey]));
-  }
-  logger.info({ topic: topic.name, partition, base }, "roll lost to a concurrent index change");
-  return { rolled: false };
 }

@@ -678,9 +678,13 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
       },
       Math.floor(limit),
     );
+    // The head goes last: a writer that still has the topic cached must keep failing its
+    // commits against it, not see an empty partition and commit at offset 0 again.
+    const others = keys.filter(({ sk }) => sk !== headSk);
+    const doomed = others.length > 0 ? others : keys;
     let deleted = 0;
-    for (let i = 0; i < keys.length; i += maxBatchWriteItems) {
-      const batch = keys.slice(i, i + maxBatchWriteItems);
+    for (let i = 0; i < doomed.length; i += maxBatchWriteItems) {
+      const batch = doomed.slice(i, i + maxBatchWriteItems);
       await this.#deleteBatch(batch.map(({ sk }) => ({ pk, sk: sk as string })));
       deleted += batch.length;
     }

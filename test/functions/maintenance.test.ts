@@ -127,6 +127,7 @@ describe("functions/maintenance handler on an EventBridge schedule", () => {
       garbageObjectsDeleted: 0,
       // The dead topic's head and index entry, then its tombstone.
       deletedTopicItemsDeleted: 3,
+      rollsFailed: 0,
     });
 
     // The chunks stay until a grace period after the roll: a reader may still be on them.
@@ -155,6 +156,7 @@ describe("functions/maintenance handler on an EventBridge schedule", () => {
       intentsAborted: 0,
       garbageObjectsDeleted: 0,
       deletedTopicItemsDeleted: 0,
+      rollsFailed: 0,
     };
     expect(await handler({} as ScheduledEvent)).toEqual(idle);
 

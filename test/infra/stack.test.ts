@@ -804,6 +804,7 @@ describe("maintenance grants, checked against the commands a pass sends", () => 
       garbageObjectsDeleted: 2,
       // The dead topic's head and index entry, then its tombstone.
       deletedTopicItemsDeleted: 3,
+      rollsFailed: 0,
     });
 
     const unknown = [...new Set(sent)].filter((c) => !(c in iamAction));

@@ -632,13 +632,17 @@ describe("DynamoMetaStore segments", () => {
       deletedAt: expect.any(Number),
     });
 
-    expect(await store.purgePartition(t.id, 1, 50)).toBe(50);
+    // The head goes last, so a writer that still has the topic cached never sees offset 0.
+    expect(await store.purgePartition(t.id, 1, 50)).toBe(49);
     expect(await store.purgePartition(t.id, 1, 50)).toBe(12);
+    expect(await store.getHead(t.id, 1)).toEqual({ logStartOffset: 0, logEndOffset: 60 });
+    expect(await store.purgePartition(t.id, 1, 50)).toBe(1);
     expect(await store.purgePartition(t.id, 1, 50)).toBe(0);
     expect(await store.getHead(t.id, 1)).toEqual({ logStartOffset: 0, logEndOffset: 0 });
     expect(await store.listIntents(t.id, 1)).toEqual([]);
     expect(await store.purgePartition(t.id, 0, 0)).toBe(0);
-    expect(await store.purgePartition(t.id, 0, 1_000)).toBe(2);
+    expect(await store.purgePartition(t.id, 0, 1_000)).toBe(1);
+    expect(await store.purgePartition(t.id, 0, 1_000)).toBe(1);
 
     await store.forgetDeletedTopic(t.id);
     expect((await store.listDeletedTopics()).map((d) => d.id)).not.toContain(t.id);
