@@ -371,7 +371,11 @@ for (const [kind, makeStores] of Object.entries(storeKinds)) {
 
     it("does not count chunks twice when its index listing shows half a roll", async () => {
       await createTopic("halfseen", { "segment.ms": 1, "retention.bytes": 1 });
-      for (const v of [1, 2, 3, 4]) await produce("halfseen", [{ value: v }]);
+      for (const v of [1, 2, 3, 4]) {
+        await produce("halfseen", [{ value: v }]);
+        // Uploads a few milliseconds apart, so a clock can fall between two of them.
+        await new Promise((r) => setTimeout(r, 3));
+      }
       const topicId = (await h.log.topics.get("halfseen")).id;
       const chunks = await entries(topicId);
       // Seal the first two, then show maintenance the sealed entry beside the chunks it replaced.
@@ -391,10 +395,9 @@ for (const [kind, makeStores] of Object.entries(storeKinds)) {
       const report = await blind.log.runMaintenance({ now: () => sealedAt - 1000 });
       expect(report.segmentsRetired).toBe(1);
       const described = await segments("halfseen");
-      expect(described.logStartOffset).toBe(sealed!.count);
-      expect((await readAll("halfseen", described.logStartOffset)).map((r) => r.value)).toEqual([
-        3, 4,
-      ]);
+      expect(sealed!.count).toBe(2);
+      expect(described.logStartOffset).toBe(2);
+      expect((await readAll("halfseen", 2)).map((r) => r.value)).toEqual([3, 4]);
       await blind.log.close();
     });
 
