@@ -6,7 +6,7 @@
  * clients and the object cache. An instance serves one request at a time, so a request's own
  * records are the whole flush: lingering would only add latency.
  */
-import { handle } from "hono/aws-lambda";
+import { defaultIsContentTypeBinary, handle } from "hono/aws-lambda";
 import { serverConfigFromEnv } from "../src/config.js";
 import { GroupService } from "../src/groups/service.js";
 import { createApp } from "../src/http/app.js";
@@ -26,5 +26,13 @@ export const app = createApp({
   maxRequestBytes: config.maxRequestBytes,
   logger,
   maintenance: false,
+  // The adapter buffers whole responses: an event stream answers one batch (or one wait) and
+  // ends, and EventSource reconnects with Last-Event-ID.
+  sse: { ...config.sse, bounded: true },
+  corsOrigins: config.corsOrigins,
 });
-export const handler = handle(app);
+// Event streams are text: sent as is, not grown by a third in base64 against the 6 MB limit.
+export const handler = handle(app, {
+  isContentTypeBinary: (type) =>
+    !/^text\/event-stream\s*(;|$)/i.test(type) && defaultIsContentTypeBinary(type),
+});

@@ -38,7 +38,8 @@ export interface SluiceStackProps extends StackProps {
  *   BatchWriteItem) and TransactWriteCommand. A transaction is authorized per item action; its
  *   items are Put (a topic's tombstone among them), Update, Delete (topic and group delete) and
  *   ConditionCheck (the group guard of an offset commit). Describe lists a partition's index
- *   entries with QueryCommand. CreateTable/DescribeTable (ensureTable) are for tests and local
+ *   entries with QueryCommand. An idempotent produce reads its producers' states with one
+ *   consistent BatchGetCommand (dynamodb:BatchGetItem). CreateTable/DescribeTable (ensureTable) are for tests and local
  *   use only.
  * POST /v1/admin/maintenance runs a pass in this function too, but a pass deletes objects and
  * purges deleted topics, which this role cannot (no s3:DeleteObject, no dynamodb:BatchWriteItem):
@@ -52,6 +53,7 @@ export const httpObjectActions = ["s3:GetObject", "s3:PutObject"] as const;
  */
 export const httpBucketActions = ["s3:ListBucket"] as const;
 export const httpTableActions = [
+  "dynamodb:BatchGetItem",
   "dynamodb:ConditionCheckItem",
   "dynamodb:DeleteItem",
   "dynamodb:GetItem",

@@ -128,6 +128,22 @@ export const groupConfigDefaults: GroupConfig = {
   maxPartitions: 4_096,
 };
 
+/** Live tails over Server-Sent Events (`Accept: text/event-stream` on a partition's records). */
+export interface SseConfig {
+  /** A `: keepalive` comment goes out after this long without an event (proxies cut idle ones). */
+  heartbeatMs: number;
+  /** Sent as `retry:`: how long EventSource waits before it reconnects with Last-Event-ID. */
+  retryMs: number;
+  /** A stream ends after this long and the client reconnects; 0: open while the client stays. */
+  maxStreamMs: number;
+}
+
+export const sseConfigDefaults: SseConfig = {
+  heartbeatMs: 15_000,
+  retryMs: 1_000,
+  maxStreamMs: 0,
+};
+
 export interface ServerConfig {
   host: string;
   port: number;
@@ -142,6 +158,12 @@ export interface ServerConfig {
   maxRequestBytes: number;
   log: LogConfig;
   groups: GroupConfig;
+  sse: SseConfig;
+  /**
+   * Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`; `["*"]`
+   * allows any origin; empty (the default) sends no CORS headers at all.
+   */
+  corsOrigins: string[];
 }
 
 const intFromEnv = (fallback: number) =>
@@ -186,7 +208,43 @@ const EnvSchema = z.object({
   SLUICE_GROUP_SESSION_TIMEOUT_MS: intFromEnv(groupConfigDefaults.sessionTimeoutMs),
   SLUICE_GROUP_CLOCK_SKEW_MS: intFromEnv(groupConfigDefaults.clockSkewMs),
   SLUICE_GROUP_MAX_MEMBERS: intFromEnv(groupConfigDefaults.maxMembers),
+  SLUICE_SSE_HEARTBEAT_MS: intFromEnv(sseConfigDefaults.heartbeatMs),
+  SLUICE_SSE_RETRY_MS: intFromEnv(sseConfigDefaults.retryMs),
+  SLUICE_SSE_MAX_STREAM_MS: intFromEnv(sseConfigDefaults.maxStreamMs),
+  SLUICE_CORS_ORIGINS: z.string().default("").transform(parseCorsOrigins),
 });
+
+/**
+ * A comma-separated list of origins (`scheme://host[:port]`, as browsers send them in `Origin`),
+ * or `*`. A trailing slash is dropped; anything with a path, query or credentials is refused,
+ * since it could never match.
+ */
+function parseCorsOrigins(value: string, ctx: z.RefinementCtx): string[] {
+  const items = value
+    .split(",")
+    .map((o) => o.trim().replace(/\/$/, ""))
+    .filter((o) => o !== "");
+  if (items.includes("*")) return ["*"];
+  const origins: string[] = [];
+  for (const item of items) {
+    let origin: string | undefined;
+    try {
+      const url = new URL(item);
+      if (url.origin !== "null" && url.origin === item.toLowerCase()) origin = url.origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${item}" is not an origin like https://host:port`,
+      });
+      return z.NEVER;
+    }
+    origins.push(origin);
+  }
+  return [...new Set(origins)];
+}
 
 /** Reads the server configuration from the environment; unknown variables are ignored. */
 export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -226,5 +284,11 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serve
       clockSkewMs: e.SLUICE_GROUP_CLOCK_SKEW_MS,
       maxMembers: Math.max(1, e.SLUICE_GROUP_MAX_MEMBERS),
     },
+    sse: {
+      heartbeatMs: Math.max(1, e.SLUICE_SSE_HEARTBEAT_MS),
+      retryMs: e.SLUICE_SSE_RETRY_MS,
+      maxStreamMs: e.SLUICE_SSE_MAX_STREAM_MS,
+    },
+    corsOrigins: e.SLUICE_CORS_ORIGINS,
   };
 }

@@ -12,6 +12,8 @@ export const errorCodes = {
   invalid_encoding: { status: 400, retryable: false },
   unauthorized: { status: 401, retryable: false },
   forbidden: { status: 403, retryable: false },
+  /** An idempotent producer's epoch is older than the stored one: a newer instance took over. */
+  producer_fenced: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
   topic_not_found: { status: 404, retryable: false },
   group_not_found: { status: 404, retryable: false },
@@ -21,6 +23,8 @@ export const errorCodes = {
   fenced: { status: 409, retryable: false },
   group_not_empty: { status: 409, retryable: false },
   group_full: { status: 409, retryable: false },
+  /** An idempotent request's sequence number is neither the next one nor a recent one. */
+  out_of_order_sequence: { status: 409, retryable: false },
   payload_too_large: { status: 413, retryable: false },
   record_too_large: { status: 413, retryable: false },
   offset_out_of_range: { status: 416, retryable: false },

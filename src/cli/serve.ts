@@ -15,7 +15,14 @@ export async function runServer(config: ServerConfig): Promise<void> {
   const { store, meta, description } = await openStores(config);
   const log = new SluiceLog({ store, meta, config: config.log, logger });
   const groups = new GroupService({ log, meta, config: config.groups, logger });
-  const app = createApp({ log, groups, maxRequestBytes: config.maxRequestBytes, logger });
+  const app = createApp({
+    log,
+    groups,
+    maxRequestBytes: config.maxRequestBytes,
+    logger,
+    sse: config.sse,
+    corsOrigins: config.corsOrigins,
+  });
   const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
     logger.info({ host: info.address, port: info.port, storage: description }, "sluice listening");
   });

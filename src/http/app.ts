@@ -4,6 +4,7 @@ import { SluiceError } from "../errors.js";
 import { GroupService, groupStoreOf } from "../groups/service.js";
 import { logger as defaultLogger, type Logger } from "../logger.js";
 import type { SluiceLog } from "../log/log.js";
+import { corsMiddleware } from "./cors.js";
 import { toErrorResponse, validationError } from "./errors.js";
 import { registerGroupRoutes } from "./groups.js";
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, errors, json, prebuiltJson } from "./openapi.js";
@@ -11,20 +12,30 @@ import { fetchResponseJson, toProduceRecord } from "./records.js";
 import {
   CreateTopicBody,
   DescribeQuery,
+  FetchHeaders,
+  FetchOrTailQuery,
   FetchOut,
-  FetchQuery,
   ListOffsetsOut,
   ListOffsetsQuery,
   MaintenanceQuery,
   MaintenanceReport,
   PartitionParams,
   ProduceBody,
+  ProduceHeaders,
   ProduceOut,
   TopicDescription,
   TopicList,
   TopicOut,
   TopicParams,
+  TailEvents,
 } from "./schemas.js";
+import {
+  sseOptionsDefaults,
+  tailResponse,
+  tailStart,
+  wantsEventStream,
+  type SseOptions,
+} from "./sse.js";
 
 export interface AppOptions {
   log: SluiceLog;
@@ -39,6 +50,13 @@ export interface AppOptions {
    * has a function and a role of its own.
    */
   maintenance?: boolean;
+  /**
+   * Event streams of a partition's records (`Accept: text/event-stream`). Set `bounded` where
+   * responses are buffered (Lambda): each answer then ends after one batch or one wait.
+   */
+  sse?: Partial<SseOptions>;
+  /** Origins allowed by CORS (`["*"]`: any); none, the default, sends no CORS headers. */
+  corsOrigins?: readonly string[];
 }
 
 const routes = {
@@ -70,18 +88,31 @@ const routes = {
     path: "/v1/topics/{topic}/records",
     request: {
       params: TopicParams,
+      headers: ProduceHeaders,
       body: { content: { "application/json": { schema: ProduceBody } }, required: true },
     },
     responses: {
-      200: json(ProduceOut, "offsets in request order, sent once durable"),
-      ...errors(400, 404, 413, 503),
+      200: json(
+        ProduceOut,
+        "offsets in request order, sent once durable; a resend of a committed idempotent request gets the original offsets",
+      ),
+      ...errors(400, 403, 404, 409, 413, 503),
     },
   }),
   fetch: createRoute({
     method: "get",
     path: "/v1/topics/{topic}/partitions/{partition}/records",
-    request: { params: PartitionParams, query: FetchQuery },
-    responses: { 200: json(FetchOut, "records from the offset"), ...errors(400, 404, 416, 503) },
+    request: { params: PartitionParams, query: FetchOrTailQuery, headers: FetchHeaders },
+    responses: {
+      200: {
+        content: {
+          "application/json": { schema: FetchOut },
+          "text/event-stream": { schema: TailEvents },
+        },
+        description: "records from the offset, or with Accept: text/event-stream a live tail",
+      },
+      ...errors(400, 404, 416, 503),
+    },
   }),
   listOffsets: createRoute({
     method: "get",
@@ -113,6 +144,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
   });
 
   app.onError((err, c) => toErrorResponse(err, c, logger));
+  const cors = corsMiddleware(options.corsOrigins ?? []);
+  if (cors) app.use("*", cors);
   app.notFound((c) =>
     toErrorResponse(
       new SluiceError("not_found", `no route for ${c.req.method} ${c.req.path}`),
@@ -184,14 +217,32 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.openapi(routes.produce, async (c) => {
     const { topic } = c.req.valid("param");
     const { records } = c.req.valid("json");
-    const offsets = await log.produce(topic, records.map(toProduceRecord));
+    const h = c.req.valid("header");
+    const id = h["producer-id"];
+    const epoch = h["producer-epoch"];
+    const seq = h["producer-seq"];
+    const producer =
+      id === undefined || epoch === undefined || seq === undefined
+        ? {}
+        : { producer: { id, epoch, seq } };
+    const offsets = await log.produce(topic, records.map(toProduceRecord), producer);
     return c.json({ offsets }, 200);
   });
 
   app.openapi(routes.fetch, async (c) => {
     const { topic, partition } = c.req.valid("param");
     const query = c.req.valid("query");
-    const result = await log.fetch(topic, partition, query.offset, {
+    const headers = c.req.valid("header");
+    if (wantsEventStream(headers.accept)) {
+      const offset = tailStart(headers["last-event-id"], query.offset);
+      const limits = {
+        maxRecords: query.maxRecords ?? DEFAULT_MAX_RECORDS,
+        maxBytes: query.maxBytes ?? DEFAULT_MAX_BYTES,
+      };
+      const request = { topic, partition, offset, ...limits, waitMs: query.waitMs };
+      return tailResponse(c, log, request, { ...sseOptionsDefaults, ...options.sse }, logger);
+    }
+    const result = await log.fetch(topic, partition, tailStart(undefined, query.offset), {
       maxRecords: query.maxRecords ?? DEFAULT_MAX_RECORDS,
       maxBytes: query.maxBytes ?? DEFAULT_MAX_BYTES,
       waitMs: query.waitMs ?? 0,

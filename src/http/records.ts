@@ -38,18 +38,20 @@ export function fetchResponseJson(result: ReadResult): string {
 
 /** A JSON array of records, as every fetch answer carries them. */
 export function recordsJson(records: readonly ReadRecord[]): string {
-  const parts = records.map((r) => {
-    const key =
-      r.key === null
-        ? '"key":null'
-        : r.keyEncoding === "binary"
-          ? `"keyBase64":"${Buffer.from(r.key).toString("base64")}"`
-          : `"key":${JSON.stringify(utf8Decoder.decode(r.key))}`;
-    const value =
-      r.valueEncoding === "json"
-        ? `"value":${utf8Decoder.decode(r.value)}`
-        : `"valueBase64":"${Buffer.from(r.value).toString("base64")}"`;
-    return `{"offset":${r.offset},"timestamp":${r.timestamp},${key},${value},"headers":${JSON.stringify(r.headers)}}`;
-  });
-  return `[${parts.join(",")}]`;
+  return `[${records.map(recordJson).join(",")}]`;
+}
+
+/** One record's JSON, as it appears in a fetch answer (and in an event stream's `data:`). */
+export function recordJson(r: ReadRecord): string {
+  const key =
+    r.key === null
+      ? '"key":null'
+      : r.keyEncoding === "binary"
+        ? `"keyBase64":"${Buffer.from(r.key).toString("base64")}"`
+        : `"key":${JSON.stringify(utf8Decoder.decode(r.key))}`;
+  const value =
+    r.valueEncoding === "json"
+      ? `"value":${utf8Decoder.decode(r.value)}`
+      : `"valueBase64":"${Buffer.from(r.value).toString("base64")}"`;
+  return `{"offset":${r.offset},"timestamp":${r.timestamp},${key},${value},"headers":${JSON.stringify(r.headers)}}`;
 }

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { MAX_PARTITIONS, TopicConfigSchema } from "../config.js";
 import { errorCodes, type ErrorCode } from "../errors.js";
 import { NAME_PATTERN, isValidName } from "../log/names.js";
+import { MAX_PRODUCER_NUMBER, PRODUCER_ID_PATTERN } from "../meta/meta-store.js";
 
 /**
  * The API's one schema: requests are validated with it, the OpenAPI document is generated from
@@ -135,6 +136,51 @@ export const ProduceBody = z
   .strict()
   .openapi("ProduceRequest");
 
+const producerNumber = z
+  .string()
+  .regex(/^\d{1,10}$/, `must be an integer 0..${MAX_PRODUCER_NUMBER}`)
+  .transform(Number)
+  .pipe(z.number().int().max(MAX_PRODUCER_NUMBER));
+
+/**
+ * Idempotent produce (docs/rfcs/0004-idempotent-produce.md): all three headers or none. Header
+ * names are case-insensitive; the validator sees them lower-cased.
+ */
+export const ProduceHeaders = z
+  .object({
+    "producer-id": z
+      .string()
+      .regex(PRODUCER_ID_PATTERN, "must be 1-64 of [A-Za-z0-9._-]")
+      .optional()
+      .openapi({
+        description:
+          "Producer-Id: makes the request idempotent, with Producer-Epoch and Producer-Seq",
+        example: "billing-7",
+      }),
+    "producer-epoch": producerNumber.optional().openapi({
+      type: "integer",
+      description:
+        "Producer-Epoch: 0..2147483647; a higher epoch fences the producer's older ones (403 producer_fenced)",
+      example: "0",
+    }),
+    "producer-seq": producerNumber.optional().openapi({
+      type: "integer",
+      description:
+        "Producer-Seq: 0..2147483647, one per request and partition, starting at 0 in each epoch; a resend of a committed one answers the original offsets, a gap is 409 out_of_order_sequence",
+      example: "0",
+    }),
+  })
+  .superRefine((headers, ctx) => {
+    const given = [headers["producer-id"], headers["producer-epoch"], headers["producer-seq"]];
+    const count = given.filter((h) => h !== undefined).length;
+    if (count !== 0 && count !== 3) {
+      ctx.addIssue({
+        code: "custom",
+        message: "Producer-Id, Producer-Epoch and Producer-Seq go together: all three or none",
+      });
+    }
+  });
+
 export const ProduceOut = z
   .object({
     offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })),
@@ -149,6 +195,36 @@ export const FetchQuery = z.object({
     .optional()
     .openapi({ type: "integer" }),
   waitMs: decimal(Number.MAX_SAFE_INTEGER).optional().openapi({ type: "integer" }),
+});
+
+/**
+ * A fetch's query, as the route reads it: `offset` may be left out only by an event stream
+ * that resumes from `Last-Event-ID` (checked by the handler).
+ */
+export const FetchOrTailQuery = FetchQuery.extend({
+  offset: FetchQuery.shape.offset.optional().openapi({
+    type: "integer",
+    example: "0",
+    description:
+      "the first offset to read; required, except for an event stream resumed by Last-Event-ID",
+  }),
+});
+
+export const FetchHeaders = z.object({
+  accept: z.string().optional().openapi({
+    description: "`text/event-stream` tails the partition live as Server-Sent Events",
+  }),
+  "last-event-id": z.string().optional().openapi({
+    description:
+      "event streams only: the next offset to read (the last event's id); wins over `offset`",
+  }),
+});
+
+export const TailEvents = z.string().openapi({
+  description:
+    "Server-Sent Events: `retry: <ms>` first; per record `id: <offset + 1>`, `event: record`, " +
+    "`data: <the record as in FetchResponse>`; `: keepalive` comments while idle; " +
+    "`event: error` with an Error body, then the stream ends",
 });
 
 export const ListOffsetsQuery = z.object({

@@ -1,7 +1,13 @@
 import type { LogConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { logger as defaultLogger, type Logger } from "../logger.js";
-import type { MetaStore, PartitionHead, TopicMeta } from "../meta/meta-store.js";
+import {
+  MAX_PRODUCER_NUMBER,
+  PRODUCER_ID_PATTERN,
+  type MetaStore,
+  type PartitionHead,
+  type TopicMeta,
+} from "../meta/meta-store.js";
 import { encodedRecordSize } from "../record/codec.js";
 import type { LogRecord } from "../record/record.js";
 import type { ObjectStore } from "../storage/object-store.js";
@@ -11,7 +17,7 @@ import { partitionForKey } from "./murmur2.js";
 import { AppendNotifier } from "./notifier.js";
 import { ObjectCache } from "./object-cache.js";
 import { offsetForTimestamp } from "./offsets.js";
-import { PartitionWriter } from "./partition-writer.js";
+import { PartitionWriter, type ProducerRef } from "./partition-writer.js";
 import { readPartition, type ReadLimits, type ReadResult } from "./reader.js";
 import { retryIdempotent } from "./retry.js";
 import { SegmentFiles } from "./segment-files.js";
@@ -20,6 +26,16 @@ import { Topics } from "./topics.js";
 export interface ProduceRecord extends Omit<LogRecord, "timestamp"> {
   partition?: number;
   timestamp?: number;
+}
+
+export type { ProducerRef } from "./partition-writer.js";
+
+export interface ProduceOptions {
+  /**
+   * Makes the request idempotent (docs/rfcs/0004-idempotent-produce.md): its records must go to
+   * one partition, and a resend of a committed request gets the original offsets.
+   */
+  producer?: ProducerRef;
 }
 
 export interface ProducedOffset {
@@ -64,13 +80,23 @@ export class SluiceLog {
    * Appends the records and resolves with their offsets, in request order, once every one of
    * them is durable and committed. The whole request is checked before anything is written.
    */
-  async produce(topicName: string, inputs: ProduceRecord[]): Promise<ProducedOffset[]> {
+  async produce(
+    topicName: string,
+    inputs: ProduceRecord[],
+    options: ProduceOptions = {},
+  ): Promise<ProducedOffset[]> {
+    const { producer } = options;
+    if (producer !== undefined) checkProducer(producer);
     const topic = await this.topics.get(topicName);
     const now = Date.now();
     const maxBytes = topic.config["max.message.bytes"];
     // Keyless records of one request share a partition (Kafka's sticky partitioner), so that
-    // they travel in one batch instead of one flush per partition.
-    const sticky = Math.floor(Math.random() * topic.partitions);
+    // they travel in one batch instead of one flush per partition. An idempotent request's
+    // resend must reach the same partition, so its choice is not random (see below).
+    const sticky =
+      producer === undefined
+        ? Math.floor(Math.random() * topic.partitions)
+        : idempotentPartition(topic, inputs, producer.id);
     const groups = new Map<number, { records: LogRecord[]; indices: number[]; bytes: number }>();
     inputs.forEach((input, index) => {
       const partition = choosePartition(topic, input, sticky, index);
@@ -94,11 +120,27 @@ export class SluiceLog {
       group.bytes += size;
     });
 
+    if (producer !== undefined && groups.size > 1) {
+      const partitions = [...groups.keys()].sort((a, b) => a - b);
+      throw new SluiceError(
+        "invalid_request",
+        `an idempotent request must go to one partition; its records go to partitions ${partitions.join(", ")}`,
+        { details: { partitions } },
+      );
+    }
+
     const offsets: ProducedOffset[] = new Array<ProducedOffset>(inputs.length);
     const results = await Promise.allSettled(
       [...groups].map(async ([partition, group]) => {
-        const base = await this.writer(topic, partition).append(group.records, group.bytes);
-        group.indices.forEach((index, i) => (offsets[index] = { partition, offset: base + i }));
+        const { baseOffset, duplicate } = await this.writer(topic, partition).append(
+          group.records,
+          group.bytes,
+          producer,
+        );
+        group.indices.forEach(
+          (index, i) => (offsets[index] = { partition, offset: baseOffset + i }),
+        );
+        if (duplicate) return;
         this.metrics.add(topic.name, "recordsIn", group.records.length);
         this.metrics.add(topic.name, "bytesIn", group.bytes);
       }),
@@ -253,6 +295,29 @@ function assertPartition(topic: TopicMeta, partition: number, index?: number): v
       },
     );
   }
+}
+
+/** Validates an idempotent request's identity (the HTTP layer checks it first, too). */
+function checkProducer({ id, epoch, seq }: ProducerRef): void {
+  const inRange = (n: number) => Number.isInteger(n) && n >= 0 && n <= MAX_PRODUCER_NUMBER;
+  if (!PRODUCER_ID_PATTERN.test(id) || !inRange(epoch) || !inRange(seq)) {
+    throw new SluiceError(
+      "invalid_request",
+      `a producer id is 1-64 of [A-Za-z0-9._-], its epoch and sequence integers 0..${MAX_PRODUCER_NUMBER}`,
+      { details: { producerId: id, producerEpoch: epoch, producerSeq: seq } },
+    );
+  }
+}
+
+/**
+ * Where an idempotent request's keyless records go: to the partition its first keyed or
+ * explicitly placed record goes to, or, if all are keyless, to murmur2(producer id). Either way
+ * a resend of the same request reaches the same partition, where its sequence is known.
+ */
+function idempotentPartition(topic: TopicMeta, inputs: ProduceRecord[], producerId: string) {
+  const placed = inputs.findIndex((input) => input.partition !== undefined || input.key !== null);
+  if (placed >= 0) return choosePartition(topic, inputs[placed]!, 0, placed);
+  return partitionForKey(new TextEncoder().encode(producerId), topic.partitions);
 }
 
 function choosePartition(

@@ -14,6 +14,7 @@ import {
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -45,6 +46,9 @@ import type {
   IntentKind,
   MetaStore,
   PartitionHead,
+  ProducerBatch,
+  ProducerState,
+  ProducerWrite,
   SegmentKind,
   TopicMeta,
 } from "./meta-store.js";
@@ -65,6 +69,7 @@ import {
  * | head             | `log#{topicId}#{p}` | `head`                        |
  * | index entry      | `log#{topicId}#{p}` | `seg#{base:20 digits}`        |
  * | intent           | `log#{topicId}#{p}` | `gc#{kind}#{base:20 digits}`  |
+ * | producer state   | `log#{topicId}#{p}` | `producer#{producerId}`       |
  * | tombstone        | `catalog`           | `dead#{topicId}`              |
  * | group state      | `group#{name}`      | `state`                       |
  * | group catalog    | `catalog`           | `group#{name}`                |
@@ -93,6 +98,11 @@ import {
  * retire), `createdAt` and, once its change has applied, `doneAt`. The transaction that applies
  * a roll or a retention step sets `doneAt` on the condition that the intent is still pending with
  * the caller's id, so a resend of it after a lost answer finds its own id with `doneAt` set.
+ *
+ * Idempotent produce (docs/rfcs/0004-idempotent-produce.md §3): a producer state item holds
+ * `epoch`, `lastSeq`, `recent` (a list of `{seq, baseOffset, count}` maps), `updatedAt` and
+ * `version`. It is written only by a commit's transaction, on the condition that its version is
+ * the one the writer read (or that it does not exist yet).
  */
 const catalogPk = "catalog";
 const topicPk = (name: string) => `topic#${name}`;
@@ -121,6 +131,7 @@ const intentPrefix = "gc#";
 /** Sorts by kind, then by base offset: the order listIntents promises. */
 const intentSk = (kind: IntentKind, baseOffset: number) =>
   `${intentPrefix}${kind}#${String(baseOffset).padStart(segDigits, "0")}`;
+const producerSk = (producerId: string) => `producer#${producerId}`;
 const deadPrefix = "dead#";
 const deadSk = (topicId: string) => deadPrefix + topicId;
 
@@ -131,6 +142,8 @@ const commitAttempts = 3;
 const maxTransactItems = 100;
 /** Conditional deletes a purge keeps in flight. */
 const purgeConcurrency = 8;
+/** DynamoDB's limit on the keys of one BatchGetItem. */
+const maxBatchGetKeys = 100;
 /** DynamoDB's limit on the requests of one BatchWriteItem. */
 const maxBatchWriteItems = 25;
 /** BatchWriteItem calls one batch may take while DynamoDB leaves some of its deletes undone. */
@@ -361,16 +374,41 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
   async commitAppend(request: CommitRequest): Promise<CommitResult> {
     checkCommitRequest(request);
     const { topicId, partition, expectedLogEndOffset: expected, entry } = request;
+    const producers = request.producers ?? [];
     const pk = partitionPk(topicId, partition);
     const next = expected + entry.count;
     for (let attempt = 0; attempt < commitAttempts; attempt++) {
       // The start offset never exceeds the end offset, so an empty log's start is 0.
       const start = expected === 0 ? 0 : (this.#logStarts.get(pk) ?? 0);
       try {
-        await this.#doc.send(this.#commitCommand(pk, expected, start, entry));
+        await this.#doc.send(this.#commitCommand(pk, expected, start, entry, producers));
         return { committed: true, head: { logStartOffset: start, logEndOffset: next } };
       } catch (err) {
-        const [headReason, entryReason] = cancellationReasons(err);
+        const [headReason, entryReason, ...producerReasons] = cancellationReasons(err);
+        // Object keys are unique: our object at our base is an earlier attempt of this commit,
+        // which wrote the producer states too (that is why their conditions fail now).
+        if (entryReason?.Item?.objectKey?.S === entry.objectKey) {
+          const current = headReason?.Item && headFromItem(headReason.Item);
+          if (current) this.#rememberLogStart(pk, current.logStartOffset);
+          return {
+            committed: true,
+            head: { logStartOffset: current?.logStartOffset ?? start, logEndOffset: next },
+          };
+        }
+        const producerConflict = producerReasons.some((r) => r.Code === "ConditionalCheckFailed");
+        if (
+          producerConflict &&
+          headReason?.Code === "None" &&
+          entryReason?.Code === "None" &&
+          producerReasons.every((r) => r.Code === "ConditionalCheckFailed" || r.Code === "None")
+        ) {
+          // The head held, with the start pinned: it is exactly the expected one.
+          return {
+            committed: false,
+            head: { logStartOffset: start, logEndOffset: expected },
+            producerConflict,
+          };
+        }
         if (headReason?.Code !== "ConditionalCheckFailed") {
           if (headReason?.Code === "None" && entryReason?.Code === "ConditionalCheckFailed") {
             // The head is where the caller expects it, yet an entry already sits at that base:
@@ -386,22 +424,37 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
         }
         const current = headReason.Item && headFromItem(headReason.Item);
         if (current) this.#rememberLogStart(pk, current.logStartOffset);
-        // Object keys are unique: our object at our base is an earlier attempt of this commit.
-        if (entryReason?.Item?.objectKey?.S === entry.objectKey) {
-          return {
-            committed: true,
-            head: { logStartOffset: current?.logStartOffset ?? start, logEndOffset: next },
-          };
-        }
         // Only the pinned start was stale, and a cancelled transaction wrote nothing: resend.
         if (current?.logEndOffset === expected && current.logStartOffset !== start) continue;
-        return { committed: false, head: current ?? (await this.getHead(topicId, partition)) };
+        return {
+          committed: false,
+          head: current ?? (await this.getHead(topicId, partition)),
+          ...(producerConflict ? { producerConflict } : {}),
+        };
       }
     }
     throw new SluiceError(
       "storage_unavailable",
       `metadata commitAppend failed: the log start offset of ${pk} kept moving`,
     );
+  }
+
+  async getProducers(
+    topicId: string,
+    partition: number,
+    producerIds: readonly string[],
+  ): Promise<Map<string, ProducerState>> {
+    const pk = partitionPk(topicId, partition);
+    const found = new Map<string, ProducerState>();
+    const ids = [...new Set(producerIds)];
+    for (let i = 0; i < ids.length; i += maxBatchGetKeys) {
+      const keys = ids.slice(i, i + maxBatchGetKeys).map((id) => ({ pk, sk: producerSk(id) }));
+      for (const item of await this.#batchGet(keys)) {
+        const id = (item.sk as string).slice(producerSk("").length);
+        found.set(id, toProducer(item));
+      }
+    }
+    return found;
   }
 
   async readIndex(
@@ -996,7 +1049,40 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
     }
   }
 
-  #commitCommand(pk: string, expected: number, start: number, entry: IndexEntry) {
+  /** A strongly consistent BatchGetItem, resending unprocessed keys with backoff. */
+  async #batchGet(keys: { pk: string; sk: string }[]): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let left = keys;
+    for (let attempt = 0; left.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt >= batchWriteAttempts) {
+          throw new SluiceError(
+            "storage_unavailable",
+            `metadata getProducers failed: ${left.length} keys still unprocessed after ${batchWriteAttempts} attempts`,
+          );
+        }
+        await sleep(batchWriteBackoffMs * 2 ** (attempt - 1));
+      }
+      const { Responses, UnprocessedKeys } = await this.#call("getProducers", () =>
+        this.#doc.send(
+          new BatchGetCommand({
+            RequestItems: { [this.#table]: { Keys: left, ConsistentRead: true } },
+          }),
+        ),
+      );
+      items.push(...(Responses?.[this.#table] ?? []));
+      left = (UnprocessedKeys?.[this.#table]?.Keys ?? []) as typeof left;
+    }
+    return items;
+  }
+
+  #commitCommand(
+    pk: string,
+    expected: number,
+    start: number,
+    entry: IndexEntry,
+    producers: ProducerWrite[],
+  ) {
     return new TransactWriteCommand({
       TransactItems: [
         {
@@ -1026,6 +1112,19 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
             ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           },
         },
+        ...producers.map(({ producerId, expected: version, state }) => ({
+          Put: {
+            TableName: this.#table,
+            Item: producerItem(pk, producerId, state),
+            ...(version === null
+              ? { ConditionExpression: "attribute_not_exists(sk)" }
+              : {
+                  ConditionExpression: "#version = :version",
+                  ExpressionAttributeNames: { "#version": "version" },
+                  ExpressionAttributeValues: { ":version": version },
+                }),
+          },
+        })),
       ],
     });
   }
@@ -1184,6 +1283,32 @@ function entryItem(pk: string, entry: IndexEntry) {
     ...(entry.footer
       ? { footerPosition: entry.footer.position, footerLength: entry.footer.length }
       : {}),
+  };
+}
+
+function producerItem(pk: string, producerId: string, state: ProducerState) {
+  return {
+    pk,
+    sk: producerSk(producerId),
+    epoch: state.epoch,
+    lastSeq: state.lastSeq,
+    recent: state.recent.map(({ seq, baseOffset, count }) => ({ seq, baseOffset, count })),
+    updatedAt: state.updatedAt,
+    version: state.version,
+  };
+}
+
+function toProducer(item: Record<string, unknown>): ProducerState {
+  return {
+    epoch: item.epoch as number,
+    lastSeq: item.lastSeq as number,
+    recent: (item.recent as ProducerBatch[]).map(({ seq, baseOffset, count }) => ({
+      seq: Number(seq),
+      baseOffset: Number(baseOffset),
+      count: Number(count),
+    })),
+    updatedAt: item.updatedAt as number,
+    version: item.version as number,
   };
 }
 

@@ -19,6 +19,7 @@ import type {
   IntentKind,
   MetaStore,
   PartitionHead,
+  ProducerState,
   TopicMeta,
 } from "./meta-store.js";
 import {
@@ -37,6 +38,8 @@ interface PartitionState {
   entries: IndexEntry[];
   /** intentKey(kind, base) → intent. */
   intents: Map<string, Intent>;
+  /** Producer id → its idempotent-produce state in this partition. */
+  producers: Map<string, ProducerState>;
 }
 
 /** A committed offset as stored: one per (group, topic, partition), of whichever incarnation wrote last. */
@@ -97,16 +100,39 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
     checkCommitRequest(request);
     const key = partitionKey(request.topicId, request.partition);
     const state = this.#partitions.get(key) ?? emptyPartition();
-    if (state.head.logEndOffset !== request.expectedLogEndOffset) {
-      return { committed: false, head: { ...state.head } };
+    const producers = request.producers ?? [];
+    const producerConflict = producers.some(
+      (w) => (state.producers.get(w.producerId)?.version ?? null) !== w.expected,
+    );
+    if (state.head.logEndOffset !== request.expectedLogEndOffset || producerConflict) {
+      return {
+        committed: false,
+        head: { ...state.head },
+        ...(producerConflict ? { producerConflict } : {}),
+      };
     }
     state.head = {
       logStartOffset: state.head.logStartOffset,
       logEndOffset: request.expectedLogEndOffset + request.entry.count,
     };
     state.entries.push(copyEntry(request.entry));
+    for (const w of producers) state.producers.set(w.producerId, copyProducer(w.state));
     this.#partitions.set(key, state);
     return { committed: true, head: { ...state.head } };
+  }
+
+  async getProducers(
+    topicId: string,
+    partition: number,
+    producerIds: readonly string[],
+  ): Promise<Map<string, ProducerState>> {
+    const { producers } = this.#state(topicId, partition);
+    const found = new Map<string, ProducerState>();
+    for (const id of producerIds) {
+      const stored = producers.get(id);
+      if (stored) found.set(id, copyProducer(stored));
+    }
+    return found;
   }
 
   async readIndex(
@@ -245,6 +271,11 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
       state.intents.delete(ik);
       purged++;
     }
+    for (const id of state.producers.keys()) {
+      if (purged === limit) return purged;
+      state.producers.delete(id);
+      purged++;
+    }
     const entries = Math.min(state.entries.length, limit - purged);
     state.entries.splice(state.entries.length - entries, entries);
     purged += entries;
@@ -334,7 +365,16 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
 }
 
 function emptyPartition(): PartitionState {
-  return { head: { logStartOffset: 0, logEndOffset: 0 }, entries: [], intents: new Map() };
+  return {
+    head: { logStartOffset: 0, logEndOffset: 0 },
+    entries: [],
+    intents: new Map(),
+    producers: new Map(),
+  };
+}
+
+function copyProducer(state: ProducerState): ProducerState {
+  return { ...state, recent: state.recent.map((b) => ({ ...b })) };
 }
 
 function intentKey(kind: IntentKind, baseOffset: number): string {

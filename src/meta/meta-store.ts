@@ -75,6 +75,34 @@ export interface DeletedTopic {
   deletedAt: number;
 }
 
+/** One applied idempotent request (docs/rfcs/0004-idempotent-produce.md). */
+export interface ProducerBatch {
+  seq: number;
+  baseOffset: number;
+  count: number;
+}
+
+/** An idempotent producer's state in one partition. */
+export interface ProducerState {
+  epoch: number;
+  /** The sequence number of the last applied request. */
+  lastSeq: number;
+  /** The last applied requests, oldest first, at most PRODUCER_RECENT_BATCHES; ends at lastSeq. */
+  recent: ProducerBatch[];
+  updatedAt: number;
+  /** 1 when created, one more with every write: what a commit's producer condition pins. */
+  version: number;
+}
+
+/** A producer state written with a commit, on the condition that the stored version is `expected`. */
+export interface ProducerWrite {
+  producerId: string;
+  /** The version read; null: no state may be stored for this producer. */
+  expected: number | null;
+  /** Its `version` must be `(expected ?? 0) + 1`. */
+  state: ProducerState;
+}
+
 export interface CommitRequest {
   topicId: string;
   partition: number;
@@ -82,11 +110,18 @@ export interface CommitRequest {
   expectedLogEndOffset: number;
   /** Must have `baseOffset === expectedLogEndOffset`. */
   entry: IndexEntry;
+  /** Producer states stored in the same atomic step; distinct ids, at most MAX_PRODUCERS_PER_COMMIT. */
+  producers?: ProducerWrite[];
 }
 
-/** On success `head` is the new head; on a lost race it is the head that won. */
+/**
+ * On success `head` is the new head; on a lost race it is the head that won. `producerConflict`
+ * says that a producer's stored version was not the expected one (reported at least whenever
+ * the head's condition held; `head` is then the unchanged current head).
+ */
 export type CommitResult =
-  { committed: true; head: PartitionHead } | { committed: false; head: PartitionHead };
+  | { committed: true; head: PartitionHead }
+  | { committed: false; head: PartitionHead; producerConflict?: boolean };
 
 export interface MetaStore {
   /** Creates the topic and its partitions' heads at offset 0; `topic_exists` if the name is taken. */
@@ -101,10 +136,20 @@ export interface MetaStore {
   /** A strongly consistent read; a partition never written has both offsets at 0. */
   getHead(topicId: string, partition: number): Promise<PartitionHead>;
   /**
-   * Atomically: if the head's log-end offset equals `expectedLogEndOffset`, move it to
-   * `expected + entry.count` and store the index entry; otherwise change nothing.
+   * Atomically: if the head's log-end offset equals `expectedLogEndOffset` and every producer
+   * write's `expected` version is the stored one, move the head to `expected + entry.count`,
+   * store the index entry and the producer states; otherwise change nothing.
    */
   commitAppend(request: CommitRequest): Promise<CommitResult>;
+  /**
+   * The stored states of these producers in the partition, strongly consistent; producers
+   * without state are absent from the map.
+   */
+  getProducers(
+    topicId: string,
+    partition: number,
+    producerIds: readonly string[],
+  ): Promise<Map<string, ProducerState>>;
   /**
    * The entry holding `offset` (greatest base offset ≤ offset) followed by the entries after
    * it, ascending, at most `limit` in all. Empty if no entry starts at or before the offset.
@@ -179,7 +224,8 @@ export interface MetaStore {
   ): Promise<void>;
   listDeletedTopics(): Promise<DeletedTopic[]>;
   /**
-   * Deletes up to `limit` items (head, index entries, intents) of a deleted topic's partition;
+   * Deletes up to `limit` items (head, index entries, intents, producer states) of a deleted
+   * topic's partition, the head last;
    * answers how many it deleted, 0 when none are left.
    */
   purgePartition(topicId: string, partition: number, limit: number): Promise<number>;
@@ -195,8 +241,62 @@ export interface MetaStore {
 /** Chunks per roll: a DynamoDB transaction holds 100 items, one of which is the intent. */
 export const MAX_REPLACED_PER_ROLL = 99;
 
+/**
+ * Producers one commit may carry: a DynamoDB transaction holds 100 items, two of which are the
+ * head and the entry; the same on every adapter.
+ */
+export const MAX_PRODUCERS_PER_COMMIT = 90;
+
+/** Applied requests a producer state remembers, to answer resends (Kafka keeps 5 batches). */
+export const PRODUCER_RECENT_BATCHES = 5;
+
+/** Largest epoch and sequence number: Kafka's int32 range. */
+export const MAX_PRODUCER_NUMBER = 2 ** 31 - 1;
+
+export const PRODUCER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+const isProducerNumber = (n: number) => Number.isInteger(n) && n >= 0 && n <= MAX_PRODUCER_NUMBER;
+
+function wellFormedProducerWrite({ producerId, expected, state }: ProducerWrite): boolean {
+  const { recent } = state;
+  return (
+    PRODUCER_ID_PATTERN.test(producerId) &&
+    (expected === null || (Number.isSafeInteger(expected) && expected >= 1)) &&
+    state.version === (expected ?? 0) + 1 &&
+    isProducerNumber(state.epoch) &&
+    isProducerNumber(state.lastSeq) &&
+    Number.isSafeInteger(state.updatedAt) &&
+    recent.length >= 1 &&
+    recent.length <= PRODUCER_RECENT_BATCHES &&
+    recent[recent.length - 1]!.seq === state.lastSeq &&
+    recent.every(
+      (b) =>
+        isProducerNumber(b.seq) &&
+        Number.isSafeInteger(b.baseOffset) &&
+        b.baseOffset >= 0 &&
+        Number.isSafeInteger(b.count) &&
+        b.count >= 1,
+    )
+  );
+}
+
 /** Adapters call this first: a malformed commit is a bug in the caller, never applied. */
-export function checkCommitRequest({ expectedLogEndOffset, entry }: CommitRequest): void {
+export function checkCommitRequest({
+  expectedLogEndOffset,
+  entry,
+  producers,
+}: CommitRequest): void {
+  const writes = producers ?? [];
+  if (
+    writes.length > MAX_PRODUCERS_PER_COMMIT ||
+    new Set(writes.map((w) => w.producerId)).size !== writes.length ||
+    !writes.every(wellFormedProducerWrite)
+  ) {
+    throw new SluiceError(
+      "internal",
+      `malformed commit: ${writes.length} producer writes, not all distinct and well-formed`,
+    );
+  }
   if (
     !Number.isSafeInteger(expectedLogEndOffset) ||
     expectedLogEndOffset < 0 ||

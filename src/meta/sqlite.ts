@@ -24,6 +24,8 @@ import type {
   IntentKind,
   MetaStore,
   PartitionHead,
+  ProducerBatch,
+  ProducerState,
   SegmentKind,
   TopicMeta,
 } from "./meta-store.js";
@@ -113,6 +115,19 @@ const migrations = [
      partitions INTEGER NOT NULL,
      deleted_at INTEGER NOT NULL
    ) STRICT, WITHOUT ROWID;`,
+  // Idempotent produce (docs/rfcs/0004-idempotent-produce.md §3): each producer's state per
+  // partition, written in the commit's transaction. `recent` is a JSON array of batches.
+  `CREATE TABLE producers (
+     topic_id TEXT NOT NULL,
+     partition INTEGER NOT NULL,
+     producer_id TEXT NOT NULL,
+     epoch INTEGER NOT NULL,
+     last_seq INTEGER NOT NULL,
+     recent TEXT NOT NULL,
+     updated_at INTEGER NOT NULL,
+     version INTEGER NOT NULL,
+     PRIMARY KEY (topic_id, partition, producer_id)
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 /** SQLite primary result codes that describe the environment, not the request. */
@@ -136,6 +151,8 @@ const entryColumns = `base_offset AS baseOffset, count, bytes, object_key AS obj
   footer_position AS footerPosition, footer_length AS footerLength`;
 const intentColumns = `kind, base_offset AS baseOffset, id, object_keys AS objectKeys,
   sealed_key AS sealedKey, created_at AS createdAt, done_at AS doneAt`;
+const producerColumns = `producer_id AS producerId, epoch, last_seq AS lastSeq, recent,
+  updated_at AS updatedAt, version`;
 const deletedTopicColumns = "id, name, partitions, deleted_at AS deletedAt";
 const groupColumns = "name, incarnation, version, fence, created_at AS createdAt, doc";
 const offsetColumns = `topic, partition, topic_id AS topicId, "offset" AS "offset", metadata,
@@ -162,6 +179,11 @@ interface EntryRow {
 
 /** The row an entry is stored as, with the partition it belongs to. */
 type EntryParams = EntryRow & { topicId: string; partition: number };
+
+interface ProducerRow extends Omit<ProducerState, "recent"> {
+  producerId: string;
+  recent: string;
+}
 
 interface IntentRow extends Omit<Intent, "objectKeys"> {
   objectKeys: string;
@@ -322,6 +344,26 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
            AND base_offset IN (SELECT base_offset FROM segments
              WHERE topic_id = @topicId AND partition = @partition LIMIT @limit)`,
       ),
+      getProducer: db.prepare<[string, number, string], ProducerRow>(
+        `SELECT ${producerColumns} FROM producers
+         WHERE topic_id = ? AND partition = ? AND producer_id = ?`,
+      ),
+      getProducerVersion: db.prepare<[string, number, string], { version: number }>(
+        "SELECT version FROM producers WHERE topic_id = ? AND partition = ? AND producer_id = ?",
+      ),
+      putProducer: db.prepare<[PartitionParams & ProducerRow]>(
+        `INSERT INTO producers (topic_id, partition, producer_id, epoch, last_seq, recent,
+           updated_at, version)
+         VALUES (@topicId, @partition, @producerId, @epoch, @lastSeq, @recent, @updatedAt, @version)
+         ON CONFLICT (topic_id, partition, producer_id) DO UPDATE SET
+           epoch = excluded.epoch, last_seq = excluded.last_seq, recent = excluded.recent,
+           updated_at = excluded.updated_at, version = excluded.version`,
+      ),
+      purgeProducers: db.prepare<[PartitionParams & { limit: number }]>(
+        `DELETE FROM producers WHERE topic_id = @topicId AND partition = @partition
+           AND producer_id IN (SELECT producer_id FROM producers
+             WHERE topic_id = @topicId AND partition = @partition LIMIT @limit)`,
+      ),
       deleteHead: db.prepare<[string, number]>(
         "DELETE FROM heads WHERE topic_id = ? AND partition = ?",
       ),
@@ -409,11 +451,28 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
 
     this.#commitAppend = db.transaction((request: CommitRequest): CommitResult => {
       const { topicId, partition, expectedLogEndOffset, entry } = request;
+      const producers = request.producers ?? [];
       const head = s.getHead.get(topicId, partition) ?? { logStartOffset: 0, logEndOffset: 0 };
-      if (head.logEndOffset !== expectedLogEndOffset) return { committed: false, head };
+      const producerConflict = producers.some(
+        (w) =>
+          (s.getProducerVersion.get(topicId, partition, w.producerId)?.version ?? null) !==
+          w.expected,
+      );
+      if (head.logEndOffset !== expectedLogEndOffset || producerConflict) {
+        return { committed: false, head, ...(producerConflict ? { producerConflict } : {}) };
+      }
       const next = { ...head, logEndOffset: expectedLogEndOffset + entry.count };
       s.putHead.run(topicId, partition, next.logStartOffset, next.logEndOffset);
       s.insertEntry.run(toEntryParams(topicId, partition, entry));
+      for (const { producerId, state } of producers) {
+        s.putProducer.run({
+          topicId,
+          partition,
+          producerId,
+          ...state,
+          recent: JSON.stringify(state.recent),
+        });
+      }
       return { committed: true, head: next };
     });
 
@@ -483,6 +542,8 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
         const where = { topicId, partition };
         let purged = s.purgeIntents.run({ ...where, limit }).changes;
         if (purged < limit)
+          purged += s.purgeProducers.run({ ...where, limit: limit - purged }).changes;
+        if (purged < limit)
           purged += s.purgeEntries.run({ ...where, limit: limit - purged }).changes;
         // The head goes last, once nothing else of the partition is left.
         if (purged < limit) purged += s.deleteHead.run(topicId, partition).changes;
@@ -551,6 +612,22 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
   async commitAppend(request: CommitRequest): Promise<CommitResult> {
     checkCommitRequest(request);
     return this.#run("commitAppend", () => this.#commitAppend.immediate(request));
+  }
+
+  async getProducers(
+    topicId: string,
+    partition: number,
+    producerIds: readonly string[],
+  ): Promise<Map<string, ProducerState>> {
+    const rows = await this.#run("getProducers", () =>
+      producerIds.flatMap((id) => this.#statements.getProducer.get(topicId, partition, id) ?? []),
+    );
+    return new Map(
+      rows.map(({ producerId, recent, ...state }) => [
+        producerId,
+        { ...state, recent: JSON.parse(recent) as ProducerBatch[] },
+      ]),
+    );
   }
 
   async readIndex(

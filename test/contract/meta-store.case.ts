@@ -8,9 +8,12 @@ import type {
   Intent,
   IntentKind,
   MetaStore,
+  ProducerState,
+  ProducerWrite,
   SegmentKind,
   TopicMeta,
 } from "../../src/meta/meta-store.js";
+import { MAX_PRODUCERS_PER_COMMIT } from "../../src/meta/meta-store.js";
 
 export interface MetaStoreFixture {
   store: MetaStore;
@@ -201,6 +204,28 @@ async function snapshot(store: MetaStore, topicId: string, partition: number) {
 }
 
 const isInternal = (err: unknown) => isSluiceError(err, "internal");
+
+/** A producer state whose last request, `seq`, was written at [base, base + count). */
+function producerState(
+  seq: number,
+  base: number,
+  count: number,
+  version: number,
+  epoch = 0,
+): ProducerState {
+  return {
+    epoch,
+    lastSeq: seq,
+    recent: [{ seq, baseOffset: base, count }],
+    updatedAt: 1_700_000_200_000 + version,
+    version,
+  };
+}
+
+/** A write of `state` over the stored version `expected` (null: none stored yet). */
+function producerWrite(producerId: string, expected: number | null, state: ProducerState) {
+  return { producerId, expected, state } satisfies ProducerWrite;
+}
 
 /**
  * The MetaStore contract, run unchanged against every adapter. It sees stores only through
@@ -1020,6 +1045,255 @@ export function metaStoreContract(name: string, factory: () => Promise<MetaStore
         }
         expect(await snapshot(store, t.id, 0)).toEqual(before);
         expect(await store.advanceLogStart(t.id, 0, retire.id, 0, [s0!, s1!], 9)).toBe(true);
+      });
+    });
+
+    describe("producer states", () => {
+      it("stores producer states in the same step as the entry", async () => {
+        const t = topic();
+        await store.createTopic(t);
+        const first = entry(0, 3);
+        const a = producerState(0, 0, 3, 1);
+        const b = producerState(0, 0, 3, 1, 4);
+        expect(await store.getProducers(t.id, 0, ["a", "b"])).toEqual(new Map());
+        expect(
+          await store.commitAppend({
+            topicId: t.id,
+            partition: 0,
+            expectedLogEndOffset: 0,
+            entry: first,
+            producers: [producerWrite("a", null, a), producerWrite("b.2_X-y", null, b)],
+          }),
+        ).toEqual({ committed: true, head: { logStartOffset: 0, logEndOffset: 3 } });
+        expect(await store.getProducers(t.id, 0, ["a", "b.2_X-y", "missing"])).toEqual(
+          new Map([
+            ["a", a],
+            ["b.2_X-y", b],
+          ]),
+        );
+        expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first]);
+
+        // The next request of "a": version 2, with both requests in `recent`.
+        const next: ProducerState = {
+          epoch: 0,
+          lastSeq: 1,
+          recent: [...a.recent, { seq: 1, baseOffset: 3, count: 2 }],
+          updatedAt: a.updatedAt + 1,
+          version: 2,
+        };
+        const second = entry(3, 2);
+        expect(
+          await store.commitAppend({
+            topicId: t.id,
+            partition: 0,
+            expectedLogEndOffset: 3,
+            entry: second,
+            producers: [producerWrite("a", 1, next)],
+          }),
+        ).toEqual({ committed: true, head: { logStartOffset: 0, logEndOffset: 5 } });
+        expect(await store.getProducers(t.id, 0, ["a", "b.2_X-y"])).toEqual(
+          new Map([
+            ["a", next],
+            ["b.2_X-y", b],
+          ]),
+        );
+        // A commit without producers leaves them alone.
+        await appendAll(store, t.id, 0, [1]);
+        expect((await store.getProducers(t.id, 0, ["a"])).get("a")).toEqual(next);
+      });
+
+      it("refuses a commit whose producer version is stale, and writes nothing", async () => {
+        const t = topic();
+        await store.createTopic(t);
+        const a = producerState(0, 0, 2, 1);
+        await store.commitAppend({
+          topicId: t.id,
+          partition: 1,
+          expectedLogEndOffset: 0,
+          entry: entry(0, 2),
+          producers: [producerWrite("a", null, a)],
+        });
+        const before = await snapshot(store, t.id, 1);
+        const stale: ProducerWrite[][] = [
+          // Created meanwhile by another writer.
+          [producerWrite("a", null, producerState(0, 2, 1, 1))],
+          // Another version than the stored one.
+          [producerWrite("a", 2, producerState(1, 2, 1, 3))],
+          // One right, one wrong: neither is written.
+          [
+            producerWrite("fresh", null, producerState(0, 2, 1, 1)),
+            producerWrite("a", 7, producerState(1, 2, 1, 8)),
+          ],
+        ];
+        for (const producers of stale) {
+          expect(
+            await store.commitAppend({
+              topicId: t.id,
+              partition: 1,
+              expectedLogEndOffset: 2,
+              entry: entry(2, 1),
+              producers,
+            }),
+          ).toEqual({
+            committed: false,
+            head: { logStartOffset: 0, logEndOffset: 2 },
+            producerConflict: true,
+          });
+        }
+        expect(await snapshot(store, t.id, 1)).toEqual(before);
+        expect(await store.getProducers(t.id, 1, ["a", "fresh"])).toEqual(new Map([["a", a]]));
+      });
+
+      it("does not call a lost race on the head alone a producer conflict", async () => {
+        const t = topic();
+        await store.createTopic(t);
+        await appendAll(store, t.id, 0, [4]);
+        const result = await store.commitAppend({
+          topicId: t.id,
+          partition: 0,
+          expectedLogEndOffset: 0,
+          entry: entry(0, 1),
+          producers: [producerWrite("a", null, producerState(0, 0, 1, 1))],
+        });
+        expect(result.committed).toBe(false);
+        expect(result.head).toEqual({ logStartOffset: 0, logEndOffset: 4 });
+        expect("producerConflict" in result && result.producerConflict).toBeFalsy();
+        expect(await store.getProducers(t.id, 0, ["a"])).toEqual(new Map());
+      });
+
+      it("lets exactly one of 8 writers racing on one producer commit", async () => {
+        const t = topic();
+        await store.createTopic(t);
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () =>
+            store.commitAppend({
+              topicId: t.id,
+              partition: 0,
+              expectedLogEndOffset: 0,
+              entry: entry(0, 1),
+              producers: [producerWrite("racer", null, producerState(0, 0, 1, 1))],
+            }),
+          ),
+        );
+        expect(results.filter((r) => r.committed)).toHaveLength(1);
+        expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 1 });
+      });
+
+      it("keeps producer states apart by partition and topic", async () => {
+        const t = topic({ partitions: 2 });
+        const other = topic({ partitions: 1 });
+        await store.createTopic(t);
+        await store.createTopic(other);
+        const states = [producerState(0, 0, 1, 1), producerState(0, 0, 2, 1, 3)];
+        for (const [i, [topicId, partition]] of [
+          [t.id, 1],
+          [other.id, 0],
+        ].entries()) {
+          await store.commitAppend({
+            topicId: topicId as string,
+            partition: partition as number,
+            expectedLogEndOffset: 0,
+            entry: entry(0, i + 1),
+            producers: [producerWrite("p", null, states[i]!)],
+          });
+        }
+        expect(await store.getProducers(t.id, 0, ["p"])).toEqual(new Map());
+        expect(await store.getProducers(t.id, 1, ["p"])).toEqual(new Map([["p", states[0]]]));
+        expect(await store.getProducers(other.id, 0, ["p"])).toEqual(new Map([["p", states[1]]]));
+      });
+
+      it(`writes ${MAX_PRODUCERS_PER_COMMIT} producers in one commit`, async () => {
+        const t = topic();
+        await store.createTopic(t);
+        const ids = Array.from({ length: MAX_PRODUCERS_PER_COMMIT }, (_, i) => `producer-${i}`);
+        const producers = ids.map((id, i) => producerWrite(id, null, producerState(0, i, 1, 1)));
+        const result = await store.commitAppend({
+          topicId: t.id,
+          partition: 0,
+          expectedLogEndOffset: 0,
+          entry: entry(0, ids.length),
+          producers,
+        });
+        expect(result.committed).toBe(true);
+        const stored = await store.getProducers(t.id, 0, ids);
+        expect(stored.size).toBe(ids.length);
+        ids.forEach((id, i) => expect(stored.get(id)).toEqual(producers[i]!.state));
+      });
+
+      it("rejects malformed producer writes with internal and changes nothing", async () => {
+        const t = topic();
+        await store.createTopic(t);
+        const ok = producerState(0, 0, 1, 1);
+        const malformed: ProducerWrite[][] = [
+          [producerWrite("a", null, { ...ok, version: 2 })],
+          [producerWrite("a", 3, { ...ok, version: 3 })],
+          [producerWrite("a", null, ok), producerWrite("a", null, ok)],
+          [producerWrite("bad id", null, ok)],
+          [producerWrite("x".repeat(65), null, ok)],
+          [producerWrite("a", null, { ...ok, lastSeq: 1 })],
+          [producerWrite("a", null, { ...ok, epoch: 2 ** 31 })],
+          [producerWrite("a", null, { ...ok, recent: [] })],
+          Array.from({ length: MAX_PRODUCERS_PER_COMMIT + 1 }, (_, i) =>
+            producerWrite(`p${i}`, null, ok),
+          ),
+        ];
+        for (const producers of malformed) {
+          await expect(
+            store.commitAppend({
+              topicId: t.id,
+              partition: 0,
+              expectedLogEndOffset: 0,
+              entry: entry(0, 1),
+              producers,
+            }),
+          ).rejects.toSatisfy(isInternal);
+        }
+        expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 0 });
+        expect(await store.getProducers(t.id, 0, ["a"])).toEqual(new Map());
+      });
+
+      it("hands out copies of producer states", async () => {
+        const t = topic();
+        await store.createTopic(t);
+        const a = producerState(0, 0, 1, 1);
+        const write = producerWrite("a", null, structuredClone(a));
+        await store.commitAppend({
+          topicId: t.id,
+          partition: 0,
+          expectedLogEndOffset: 0,
+          entry: entry(0, 1),
+          producers: [write],
+        });
+        write.state.recent[0]!.baseOffset = 99;
+        const got = (await store.getProducers(t.id, 0, ["a"])).get("a")!;
+        got.recent[0]!.count = 42;
+        got.recent.push({ seq: 1, baseOffset: 1, count: 1 });
+        expect((await store.getProducers(t.id, 0, ["a"])).get("a")).toEqual(a);
+      });
+
+      it("purges producer states with a deleted topic's partition", async () => {
+        const t = topic({ partitions: 1 });
+        await store.createTopic(t);
+        await store.commitAppend({
+          topicId: t.id,
+          partition: 0,
+          expectedLogEndOffset: 0,
+          entry: entry(0, 1),
+          producers: ["a", "b", "c"].map((id) =>
+            producerWrite(id, null, producerState(0, 0, 1, 1)),
+          ),
+        });
+        expect(await store.deleteTopic(t.name, t.id)).toBe(true);
+        let total = 0;
+        for (let n = -1; n !== 0;) {
+          n = await store.purgePartition(t.id, 0, 2);
+          expect(n).toBeLessThanOrEqual(2);
+          total += n;
+        }
+        // The head, the entry and three producers.
+        expect(total).toBe(5);
+        expect(await store.getProducers(t.id, 0, ["a", "b", "c"])).toEqual(new Map());
+        expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 0 });
       });
     });
 

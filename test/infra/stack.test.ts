@@ -284,6 +284,7 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         [key(s.stack.bucket.arnForObjects("*"))]: ["s3:GetObject", "s3:PutObject"],
         [key(s.stack.bucket.bucketArn)]: ["s3:ListBucket"],
         [key(s.stack.table.tableArn)]: [
+          "dynamodb:BatchGetItem",
           "dynamodb:ConditionCheckItem",
           "dynamodb:DeleteItem",
           "dynamodb:GetItem",
@@ -318,6 +319,8 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         DeleteCommand: "dynamodb:DeleteItem",
         // Authorized per item action, below: there is no TransactWriteItems IAM action.
         TransactWriteCommand: null,
+        // getProducers: an idempotent produce's producer states.
+        BatchGetCommand: "dynamodb:BatchGetItem",
         // purgePartition: deleted topics' items, by maintenance only.
         BatchWriteCommand: null,
         CreateTableCommand: null,

@@ -337,6 +337,74 @@ describe("DynamoMetaStore with DynamoDB answers injected", () => {
     });
   });
 
+  it("tells a producer conflict from a lost race and from a transient cancellation", async () => {
+    const { next } = await seeded(store);
+    const withProducer: CommitRequest = {
+      ...next,
+      producers: [
+        {
+          producerId: "p",
+          expected: 3,
+          state: {
+            epoch: 0,
+            lastSeq: 4,
+            recent: [{ seq: 4, baseOffset: 4, count: 3 }],
+            updatedAt: 1,
+            version: 4,
+          },
+        },
+      ],
+    };
+    ddb = mockDynamo();
+    ddb
+      .on(TransactWriteCommand)
+      .rejectsOnce(canceled({ Code: "None" }, { Code: "None" }, { Code: "ConditionalCheckFailed" }))
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(0, 12) },
+          { Code: "None" },
+          { Code: "ConditionalCheckFailed" },
+        ),
+      )
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(0, 12) },
+          { Code: "None" },
+          { Code: "None" },
+        ),
+      )
+      .rejectsOnce(canceled({ Code: "None" }, { Code: "None" }, { Code: "TransactionConflict" }))
+      // A resend of our own commit: our object at the base decides, whatever the producer says.
+      .rejectsOnce(
+        canceled(
+          { Code: "ConditionalCheckFailed", Item: headItem(0, 7) },
+          { Code: "ConditionalCheckFailed", Item: { objectKey: { S: next.entry.objectKey } } },
+          { Code: "ConditionalCheckFailed" },
+        ),
+      );
+
+    expect(await store.commitAppend(withProducer)).toEqual({
+      committed: false,
+      head: { logStartOffset: 0, logEndOffset: 4 },
+      producerConflict: true,
+    });
+    expect(await store.commitAppend(withProducer)).toEqual({
+      committed: false,
+      head: { logStartOffset: 0, logEndOffset: 12 },
+      producerConflict: true,
+    });
+    expect(await store.commitAppend(withProducer)).toEqual({
+      committed: false,
+      head: { logStartOffset: 0, logEndOffset: 12 },
+    });
+    const err = await store.commitAppend(withProducer).catch((e: unknown) => e);
+    expect(isSluiceError(err, "storage_unavailable")).toBe(true);
+    expect(await store.commitAppend(withProducer)).toEqual({
+      committed: true,
+      head: { logStartOffset: 0, logEndOffset: 7 },
+    });
+  });
+
   it("takes a create cancelled by its own topic id for a replay of itself", async () => {
     const t = topic();
     ddb = mockDynamo();
@@ -817,6 +885,32 @@ describe("DynamoMetaStore against DynamoDB Local with faults", () => {
     expect(fault.lost).toBe(1);
     expect(await store.getHead(t.id, 0)).toEqual({ logStartOffset: 0, logEndOffset: 7 });
     expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first, next.entry]);
+    await store.close();
+  });
+
+  it("commits once, with its producer states, when a resend cannot be matched by its token", async () => {
+    faulty = makeDynamoClient(dynamo.endpoint);
+    const fault = resendNextTransaction(faulty);
+    const store = new DynamoMetaStore({ table, client: faulty });
+    const { t, first, next } = await seeded(store);
+    const state = {
+      epoch: 2,
+      lastSeq: 0,
+      recent: [{ seq: 0, baseOffset: 4, count: 3 }],
+      updatedAt: 5,
+      version: 1,
+    };
+
+    fault.armed = true;
+    expect(
+      await store.commitAppend({
+        ...next,
+        producers: [{ producerId: "p-1", expected: null, state }],
+      }),
+    ).toEqual({ committed: true, head: { logStartOffset: 0, logEndOffset: 7 } });
+    expect(fault.resendError).toBe("TransactionCanceledException");
+    expect(await store.readIndex(t.id, 0, 0, 10)).toEqual([first, next.entry]);
+    expect(await store.getProducers(t.id, 0, ["p-1"])).toEqual(new Map([["p-1", state]]));
     await store.close();
   });
 

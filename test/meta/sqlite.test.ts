@@ -121,7 +121,7 @@ describe("SqliteMetaStore", () => {
     await reopened.close();
   });
 
-  it("upgrades a version-2 file in place, keeping its topics and index", async () => {
+  it("upgrades a version-2 file in place, keeping its topics and index, to version 4", async () => {
     const t = topic();
     const store = SqliteMetaStore.open(path);
     await store.createTopic(t);
@@ -135,7 +135,8 @@ describe("SqliteMetaStore", () => {
     await store.close();
     // Take the file back to the schema before migration 3.
     const raw = new Database(path);
-    raw.exec(`DROP TABLE intents;
+    raw.exec(`DROP TABLE producers;
+      DROP TABLE intents;
       DROP TABLE deleted_topics;
       ALTER TABLE segments DROP COLUMN footer_position;
       ALTER TABLE segments DROP COLUMN footer_length;`);
@@ -157,9 +158,26 @@ describe("SqliteMetaStore", () => {
     };
     expect(await upgraded.beginIntent(t, 0, retire)).toBe(true);
     expect(await upgraded.listIntents(t.id, 0)).toEqual([retire]);
+    // Migration 4: producer states.
+    const producer = {
+      epoch: 0,
+      lastSeq: 0,
+      recent: [{ seq: 0, baseOffset: 4, count: 1 }],
+      updatedAt: 1,
+      version: 1,
+    };
+    const committed = await upgraded.commitAppend({
+      topicId: t.id,
+      partition: 0,
+      expectedLogEndOffset: 4,
+      entry: entry(4, 1),
+      producers: [{ producerId: "p", expected: null, state: producer }],
+    });
+    expect(committed.committed).toBe(true);
+    expect(await upgraded.getProducers(t.id, 0, ["p"])).toEqual(new Map([["p", producer]]));
     await upgraded.close();
     const check = new Database(path);
-    expect(check.pragma("user_version", { simple: true })).toBe(3);
+    expect(check.pragma("user_version", { simple: true })).toBe(4);
     check.close();
   });
 

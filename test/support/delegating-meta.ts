@@ -16,6 +16,7 @@ import type {
   IntentKind,
   MetaStore,
   PartitionHead,
+  ProducerState,
   TopicMeta,
 } from "../../src/meta/meta-store.js";
 
@@ -43,6 +44,13 @@ export class DelegatingMetaStore implements MetaStore, GroupStore {
   }
   commitAppend(request: CommitRequest): Promise<CommitResult> {
     return this.inner.commitAppend(request);
+  }
+  getProducers(
+    topicId: string,
+    partition: number,
+    producerIds: readonly string[],
+  ): Promise<Map<string, ProducerState>> {
+    return this.inner.getProducers(topicId, partition, producerIds);
   }
   readIndex(
     topicId: string,
