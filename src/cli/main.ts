@@ -1,7 +1,4 @@
-import { parseArgs } from "node:util";
-import { serverConfigFromEnv, type ServerConfig } from "../config.js";
-import { runMaintenanceOnce } from "./maintenance.js";
-import { runServer } from "./serve.js";
+import type { CliIO, Writer } from "./context.js";
 
 const usage = `usage:
   sluice serve [--host HOST] [--port PORT] [--data-dir DIR]
@@ -10,51 +7,76 @@ const usage = `usage:
       Runs one maintenance pass (rolls, retention, cleanup) against the configured storage and
       prints its report as JSON.
 
+  sluice topics create|list|describe|delete ...
+  sluice produce TOPIC ...          stdin lines as records
+  sluice consume TOPIC ...          records as stdout lines
+  sluice groups list|describe|reset-offsets|delete ...
+      These talk to a running server: --url URL (default $SLUICE_URL or http://127.0.0.1:8080),
+      --json for machine output; \`sluice COMMAND --help\` describes each.
+
 Environment: HOST, PORT, SLUICE_DATA_DIR, SLUICE_BUCKET, SLUICE_TABLE, SLUICE_* (see README).`;
 
-const commands: Record<string, (args: string[]) => Promise<void>> = {
-  serve: async (args) => {
-    const { values } = parseArgs({
-      args,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        "data-dir": { type: "string" },
-      },
-      strict: true,
-    });
-    await runServer(
-      configWith({ HOST: values.host, PORT: values.port, SLUICE_DATA_DIR: values["data-dir"] }),
-    );
-  },
-  maintenance: async (args) => {
-    const { values } = parseArgs({
-      args,
-      options: { topic: { type: "string" }, "data-dir": { type: "string" } },
-      strict: true,
-    });
-    const report = await runMaintenanceOnce(
-      configWith({ SLUICE_DATA_DIR: values["data-dir"] }),
-      values.topic,
-    );
-    console.log(JSON.stringify(report, null, 2));
-  },
-};
-
-/** The environment's configuration, with the flags that were given taking precedence. */
-function configWith(flags: Record<string, string | undefined>): ServerConfig {
-  const given = Object.entries(flags).filter(([, v]) => v !== undefined);
-  return serverConfigFromEnv({ ...process.env, ...Object.fromEntries(given) });
-}
+const serverCommandNames = new Set(["serve", "maintenance"]);
+const clientCommandNames = new Set(["topics", "produce", "consume", "groups"]);
+/** Commands that stop cleanly on the first Ctrl-C: they get an abort signal instead. */
+const interruptible = new Set(["produce", "consume"]);
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
-  const command = name === undefined ? undefined : commands[name];
-  if (!command) {
-    console.error(usage);
-    process.exit(name === undefined || name === "--help" ? 0 : 2);
+  if (name !== undefined && serverCommandNames.has(name)) {
+    // Imported only here: the client commands never load the storage adapters.
+    const { serverCommands } = await import("./commands/server.js");
+    return serverCommands[name]!(rest);
   }
-  await command(rest);
+  if (name !== undefined && clientCommandNames.has(name)) {
+    return runClientCommand(name, argv);
+  }
+  const help = name === undefined || name === "--help" || name === "-h" || name === "help";
+  if (help) console.log(usage);
+  else console.error(`error: usage: unknown command ${JSON.stringify(name)}\n\n${usage}`);
+  process.exit(help ? 0 : 2);
+}
+
+async function runClientCommand(name: string, argv: string[]): Promise<void> {
+  const { runCli, EXIT_INTERRUPTED } = await import("./run.js");
+  const interrupt = new AbortController();
+  if (interruptible.has(name)) {
+    process.on("SIGINT", () => {
+      // A second Ctrl-C does not wait for the clean stop.
+      if (interrupt.signal.aborted) process.exit(EXIT_INTERRUPTED);
+      interrupt.abort();
+    });
+  }
+  // A closed pipe (`sluice consume … | head`) ends the command as Ctrl-C would, without a crash.
+  let stdoutClosed = false;
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    stdoutClosed = true;
+    interrupt.abort();
+    if (err.code !== "EPIPE") console.error(`error: output: ${err.message}`);
+  });
+  const stdout: Writer & Partial<NodeJS.WritableStream> = {
+    write: (chunk: string) => stdoutClosed || process.stdout.write(chunk),
+    get writableNeedDrain() {
+      return !stdoutClosed && process.stdout.writableNeedDrain;
+    },
+    once: (event: string, fn: () => void) => process.stdout.once(event, fn),
+    off: (event: string, fn: () => void) => process.stdout.off(event, fn),
+  } as Writer & Partial<NodeJS.WritableStream>;
+  const io: CliIO = {
+    stdin: process.stdin,
+    stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: interrupt.signal,
+  };
+  let code = await runCli(argv, io);
+  if (code === 0 && name === "produce" && interrupt.signal.aborted && !stdoutClosed) {
+    code = EXIT_INTERRUPTED;
+  }
+  // Exits once stdout has taken everything (it is asynchronous on some platforms), so that
+  // neither a paused stdin nor an idle connection keeps the process alive.
+  if (stdoutClosed) process.exit(code);
+  process.stdout.write("", () => process.exit(code));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
