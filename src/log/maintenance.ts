@@ -2,6 +2,7 @@ import type { LogConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { IndexEntry, MetaStore, TopicMeta } from "../meta/meta-store.js";
 import type { ObjectInfo, ObjectStore } from "../storage/object-store.js";
+import { indexEntries } from "./index-walk.js";
 import { retryIdempotent } from "./retry.js";
 import { chooseRetired, retire } from "./retention.js";
 import { chooseRoll, roll } from "./roll.js";
@@ -65,8 +66,6 @@ const PARTITION_CONCURRENCY = 8;
  * flushing several times a second still keeps up with a pass every 15 minutes.
  */
 const MAX_ROLLS_PER_PASS = 64;
-/** Index entries per listing round trip. */
-const ENTRY_PAGE = 1000;
 /** Items per purge round trip of a deleted topic's partition. */
 const PURGE_PAGE = 1000;
 
@@ -229,20 +228,13 @@ async function listAllEntries(
 ): Promise<IndexEntry[]> {
   const entries: IndexEntry[] = [];
   let end = from;
-  for (let next = from; ;) {
-    const page = await retryIdempotent(() =>
-      meta.listEntries(topicId, partition, next, ENTRY_PAGE),
-    );
-    for (const entry of page) {
-      if (entry.baseOffset + entry.count <= end) continue;
-      if (entry.baseOffset !== end) return entries;
-      entries.push(entry);
-      end = entry.baseOffset + entry.count;
-    }
-    const last = page.at(-1);
-    if (page.length < ENTRY_PAGE || !last) return entries;
-    next = last.baseOffset + 1;
+  for await (const entry of indexEntries(meta, topicId, partition, from)) {
+    if (entry.baseOffset + entry.count <= end) continue;
+    if (entry.baseOffset !== end) break;
+    entries.push(entry);
+    end = entry.baseOffset + entry.count;
   }
+  return entries;
 }
 
 async function inParallel<T>(

@@ -1,13 +1,11 @@
 import { SluiceError } from "../errors.js";
 import type { IndexEntry, MetaStore } from "../meta/meta-store.js";
-import { retryIdempotent, sleep } from "./retry.js";
+import { IndexGaps } from "./index-walk.js";
+import { retryIdempotent } from "./retry.js";
 import type { SegmentFiles } from "./segment-files.js";
 
 /** Index entries fetched per metadata round trip while scanning for a timestamp. */
 const INDEX_PAGE = 32;
-
-/** As the reader's: a torn index view heals within milliseconds. */
-const GAP_REREAD_PAUSES_MS = [0, 50, 250];
 
 /**
  * Kafka's ListOffsets by time: the first readable offset whose record timestamp is ≥
@@ -23,20 +21,12 @@ export async function offsetForTimestamp(
   partition: number,
   timestamp: number,
 ): Promise<number> {
-  let head = await retryIdempotent(() => meta.getHead(topicId, partition));
+  const head = await retryIdempotent(() => meta.getHead(topicId, partition));
   const logEnd = head.logEndOffset;
   let next = head.logStartOffset;
-  let gaps = 0;
+  const gaps = new IndexGaps(meta, topicId, partition);
   const onGap = async () => {
-    const pause = GAP_REREAD_PAUSES_MS[gaps++];
-    if (pause === undefined) {
-      throw new SluiceError("internal", `no index entry holds offset ${next}`, {
-        details: { topicId, partition, offset: next },
-      });
-    }
-    await sleep(pause);
-    head = await retryIdempotent(() => meta.getHead(topicId, partition));
-    next = Math.max(next, head.logStartOffset);
+    next = Math.max(next, (await gaps.pause(next)).logStartOffset);
   };
 
   scan: while (next < logEnd) {

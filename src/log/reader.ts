@@ -1,7 +1,8 @@
 import { SluiceError } from "../errors.js";
 import type { IndexEntry, MetaStore, PartitionHead } from "../meta/meta-store.js";
 import type { LogRecord } from "../record/record.js";
-import { retryIdempotent, sleep } from "./retry.js";
+import { IndexGaps } from "./index-walk.js";
+import { retryIdempotent } from "./retry.js";
 import type { SegmentFiles } from "./segment-files.js";
 
 export interface ReadLimits {
@@ -21,12 +22,6 @@ export interface ReadResult {
 
 /** Index entries fetched per metadata round trip while paging through a partition. */
 const INDEX_PAGE = 32;
-
-/**
- * Pauses before each re-read of an index that showed a gap. A roll's swap or a retention step
- * finishes in milliseconds, so a gap that outlives these is a broken invariant, not a race.
- */
-const GAP_REREAD_PAUSES_MS = [0, 50, 250];
 
 /**
  * Reads committed records from `offset`. Only the index (written in the same atomic step as the
@@ -51,19 +46,12 @@ export async function readPartition(
   const records: ReadRecord[] = [];
   let next = offset;
   let bytes = 0;
-  let gaps = 0;
+  const gaps = new IndexGaps(meta, topicId, partition);
 
   /** A gap at `next`: answer with what we have, or re-read after a pause. */
   const onGap = async (): Promise<"return" | "reread"> => {
     if (records.length > 0) return "return";
-    const pause = GAP_REREAD_PAUSES_MS[gaps++];
-    if (pause === undefined) {
-      throw new SluiceError("internal", `no index entry holds offset ${next}`, {
-        details: { topicId, partition, offset: next },
-      });
-    }
-    await sleep(pause);
-    head = await retryIdempotent(() => meta.getHead(topicId, partition));
+    head = await gaps.pause(next);
     if (next < head.logStartOffset) throw outOfRange(next, head);
     return "reread";
   };

@@ -4,6 +4,7 @@ import { MAX_PARTITIONS, TopicConfigSchema, type TopicConfigInput } from "../con
 import { SluiceError } from "../errors.js";
 import type { MetaStore, PartitionHead, TopicMeta } from "../meta/meta-store.js";
 import { assertValidName } from "./names.js";
+import { indexEntries } from "./index-walk.js";
 import { retryIdempotent } from "./retry.js";
 
 export interface SegmentState {
@@ -28,9 +29,6 @@ export interface TopicDescription {
   topic: TopicMeta;
   partitions: PartitionState[];
 }
-
-/** Index entries per round trip while listing a partition's segments. */
-const DESCRIBE_PAGE = 1000;
 
 /**
  * Topic metadata with a short-lived cache: produce and fetch look a topic up on every request,
@@ -121,26 +119,22 @@ export class Topics {
       state: "active",
       chunks: 0,
     };
-    for (let next = head.logStartOffset; next < head.logEndOffset;) {
-      const page = await retryIdempotent(() =>
-        this.meta.listEntries(topicId, partition, next, DESCRIBE_PAGE),
-      );
-      for (const e of page) {
-        if (e.kind === "sealed") {
-          const { baseOffset, count, bytes, minTimestamp, maxTimestamp } = e;
-          segments.push({ baseOffset, count, bytes, minTimestamp, maxTimestamp, state: "sealed" });
-          continue;
-        }
-        if (active.chunks === 0) active.baseOffset = e.baseOffset;
-        active.count += e.count;
-        active.bytes += e.bytes;
-        active.minTimestamp = Math.min(active.minTimestamp ?? Infinity, e.minTimestamp);
-        active.maxTimestamp = Math.max(active.maxTimestamp ?? -Infinity, e.maxTimestamp);
-        active.chunks! += 1;
+    const entries =
+      head.logStartOffset < head.logEndOffset
+        ? indexEntries(this.meta, topicId, partition, head.logStartOffset)
+        : [];
+    for await (const e of entries) {
+      if (e.kind === "sealed") {
+        const { baseOffset, count, bytes, minTimestamp, maxTimestamp } = e;
+        segments.push({ baseOffset, count, bytes, minTimestamp, maxTimestamp, state: "sealed" });
+        continue;
       }
-      const last = page.at(-1);
-      if (page.length < DESCRIBE_PAGE || !last) break;
-      next = last.baseOffset + 1;
+      if (active.chunks === 0) active.baseOffset = e.baseOffset;
+      active.count += e.count;
+      active.bytes += e.bytes;
+      active.minTimestamp = Math.min(active.minTimestamp ?? Infinity, e.minTimestamp);
+      active.maxTimestamp = Math.max(active.maxTimestamp ?? -Infinity, e.maxTimestamp);
+      active.chunks! += 1;
     }
     segments.push(active);
     return segments;
