@@ -13,6 +13,7 @@ import {
 } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { tableDefinition } from "../src/meta/dynamodb.js";
 
@@ -20,11 +21,18 @@ const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
 export interface SluiceStackProps extends StackProps {
   /**
-   * Serve the Function URL without authentication (`AuthType: NONE`): anyone with the URL can
-   * create, write, read and delete topics. Off by default: the URL then takes only SigV4-signed
-   * requests from principals allowed to invoke it (`httpFunction.grantInvokeUrl(principal)`:
-   * `lambda:InvokeFunctionUrl`, plus `lambda:InvokeFunction` via the URL, as AWS now requires).
-   * Sluice's own API authentication arrives later; until then, a public URL is for demos only.
+   * Serve the Function URL without AWS authentication (`AuthType: NONE`): anyone may reach the
+   * function, and Sluice itself authenticates every request but the public ones (health, the
+   * API description) with an API key or a token (docs/rfcs/0005-auth-and-limits.md): a call
+   * without a valid credential is answered 401 before any storage is touched. This is the way
+   * for browsers and mobile apps, which hold a Sluice token but no AWS credentials.
+   *
+   * Off by default in this construct (`AWS_IAM`), on by default in the CDK app (infra/app.ts): the URL then takes only SigV4-signed requests from principals
+   * allowed to invoke it (`httpFunction.grantInvokeUrl(principal)`: `lambda:InvokeFunctionUrl`,
+   * plus `lambda:InvokeFunction` via the URL, as AWS now requires), and Sluice still checks its
+   * own credentials behind that. Beware: SigV4 signs into the `Authorization` header by
+   * default, the header Sluice reads its bearer credential from, so a caller that signs there
+   * has no room left for its Sluice credential.
    */
   publicUrl?: boolean;
 }
@@ -63,6 +71,14 @@ export const httpTableActions = [
 ] as const;
 /** The function writes its own log group only; the stack creates that group. */
 export const httpLogActions = ["logs:CreateLogStream", "logs:PutLogEvents"] as const;
+/**
+ * functions/http.ts reads the token signing secret once per instance, by ARN
+ * (GetSecretValueCommand), on the one secret the stack creates. The secret is encrypted with
+ * the AWS managed key aws/secretsmanager, whose key policy lets Secrets Manager decrypt for any
+ * principal of the account allowed GetSecretValue: no kms:Decrypt grant (one would be needed
+ * only for a customer managed key).
+ */
+export const httpSecretActions = ["secretsmanager:GetSecretValue"] as const;
 
 /**
  * Exactly what one maintenance pass (src/log/maintenance.ts, runMaintenance) sends, by SDK
@@ -124,6 +140,11 @@ export const MAINTENANCE_RATE = Duration.minutes(15);
 export class SluiceStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly table: dynamodb.TableV2;
+  /**
+   * The HS256 secret that tokens are signed with (`POST /v1/auth/tokens`, or a customer's own
+   * backend): only the HTTP function may read it, and its environment holds the ARN alone.
+   */
+  readonly jwtSecret: secretsmanager.Secret;
   /** The HTTP function's log group. */
   readonly logGroup: logs.LogGroup;
   readonly httpFunction: NodejsFunction;
@@ -162,9 +183,24 @@ export class SluiceStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // 64 letters and digits: about 380 bits, far above the 32 bytes HS256 needs
+    // (MIN_SECRET_BYTES), and nothing a shell or a JSON string would need to escape. Encrypted
+    // with aws/secretsmanager. Retained like the data: tokens signed with it stay valid
+    // across a stack replacement, and deleting it is an operator's decision.
+    this.jwtSecret = new secretsmanager.Secret(this, "JwtSecret", {
+      description: "Sluice token signing secret (HS256); read by the HTTP function only",
+      generateSecretString: {
+        passwordLength: 64,
+        excludePunctuation: true,
+        includeSpace: false,
+      },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
     const http = this.sluiceFunction("HttpFunction", {
       description: "Sluice HTTP API v1",
-      roleDescription: "Sluice HTTP function: log objects, metadata table, own log group",
+      roleDescription:
+        "Sluice HTTP function: log objects, metadata table, token signing secret, own log group",
       entry: "http.ts",
       memorySize: 1024,
       timeout: Duration.seconds(60),
@@ -175,12 +211,17 @@ export class SluiceStack extends Stack {
         SLUICE_MAX_REQUEST_BYTES: "6000000",
         // Responses share that limit; base64 values grow by a third in JSON.
         SLUICE_MAX_FETCH_BYTES: "4000000",
+        // functions/http.ts requires credentials whatever this says; said here for readers.
+        SLUICE_AUTH: "required",
+        // The ARN, never the value: the function reads the secret at init.
+        SLUICE_JWT_SECRET_ARN: this.jwtSecret.secretArn,
       },
       grants: {
         objectActions: httpObjectActions,
         bucketActions: httpBucketActions,
         tableActions: httpTableActions,
         logActions: httpLogActions,
+        secret: { actions: httpSecretActions, arn: this.jwtSecret.secretArn },
       },
     });
     this.httpFunction = http.fn;
@@ -239,8 +280,13 @@ export class SluiceStack extends Stack {
     new CfnOutput(this, "FunctionUrl", {
       value: this.functionUrl.url,
       description: props.publicUrl
-        ? "Sluice HTTP API (public: no authentication)"
-        : "Sluice HTTP API (AWS_IAM: SigV4-signed requests only)",
+        ? "Sluice HTTP API (public URL: Sluice authenticates every request)"
+        : "Sluice HTTP API (AWS_IAM: SigV4-signed requests only, then Sluice's own credentials)",
+    });
+    new CfnOutput(this, "JwtSecretArn", {
+      value: this.jwtSecret.secretArn,
+      description:
+        "Token signing secret: aws secretsmanager get-secret-value --secret-id <arn> (keep it secret)",
     });
     new CfnOutput(this, "BucketName", { value: this.bucket.bucketName });
     new CfnOutput(this, "TableName", { value: this.table.tableName });
@@ -268,6 +314,8 @@ export class SluiceStack extends Stack {
         bucketActions: readonly string[];
         tableActions: readonly string[];
         logActions: readonly string[];
+        /** Read access to one secret: the HTTP function's token signing secret. */
+        secret?: { actions: readonly string[]; arn: string };
       };
     },
   ): { fn: NodejsFunction; logGroup: logs.LogGroup } {
@@ -286,6 +334,9 @@ export class SluiceStack extends Stack {
       ["MetadataItems", grants.tableActions, this.table.tableArn],
       ["OwnLogGroup", grants.logActions, logGroup.logGroupArn],
     ];
+    // The secret's own ARN (a Ref to the secret: the full ARN, suffix included), no wildcard.
+    if (grants.secret)
+      statements.push(["TokenSigningSecret", grants.secret.actions, grants.secret.arn]);
     for (const [sid, actions, resource] of statements) {
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({ sid, actions: [...actions], resources: [resource] }),

@@ -1,4 +1,8 @@
 import { z } from "zod";
+import type { JwtConfig } from "./auth/jwt.js";
+import { MIN_SECRET_BYTES } from "./auth/jwt.js";
+import type { RateLimit } from "./auth/principal.js";
+import { Secret } from "./auth/secret.js";
 
 /**
  * All tunables live here. Topic-level settings keep Kafka's names so that people who know
@@ -44,6 +48,9 @@ export type TopicConfig = z.output<typeof TopicConfigSchema>;
 export type TopicConfigInput = z.input<typeof TopicConfigSchema>;
 
 export const MAX_PARTITIONS = 1024;
+
+/** Most records one produce request may carry, whatever the configuration says. */
+export const MAX_RECORDS_PER_REQUEST = 10_000;
 
 export interface LogConfig {
   /** How long a partition buffer waits for more records before flushing (Kafka's `linger.ms`). */
@@ -144,6 +151,34 @@ export const sseConfigDefaults: SseConfig = {
   maxStreamMs: 0,
 };
 
+/** Authentication, scopes and per-principal limits (docs/rfcs/0005-auth-and-limits.md). */
+export interface AuthConfig {
+  /** `off` lets every request through as an administrator: loopback-only by default. */
+  mode: "required" | "off";
+  /** Token verification; with neither a secret nor a JWKS URL only API keys authenticate. */
+  jwt: JwtConfig;
+  /**
+   * Where the cloud function reads the shared token secret (Secrets Manager), so that the
+   * value never sits in the function's environment.
+   */
+  jwtSecretArn: string | undefined;
+  /** How long a key lookup is trusted: a revocation takes effect within this time. */
+  keyCacheMs: number;
+  /** Each principal's request rate in this process, unless its key carries its own; null: none. */
+  rateLimit: RateLimit | null;
+  /** Open event streams per principal. */
+  maxStreams: number;
+}
+
+export const authConfigDefaults = {
+  issuer: "sluice",
+  audience: "sluice",
+  maxTtlS: 3600,
+  keyCacheMs: 10_000,
+  rateLimit: { perSecond: 100, burst: 200 },
+  maxStreams: 16,
+} as const;
+
 export interface ServerConfig {
   host: string;
   port: number;
@@ -156,6 +191,9 @@ export interface ServerConfig {
   table: string | undefined;
   /** Largest accepted request body, checked before parsing. */
   maxRequestBytes: number;
+  /** Most records in one produce request (at most MAX_RECORDS_PER_REQUEST). */
+  maxRecordsPerRequest: number;
+  auth: AuthConfig;
   log: LogConfig;
   groups: GroupConfig;
   sse: SseConfig;
@@ -212,7 +250,62 @@ const EnvSchema = z.object({
   SLUICE_SSE_RETRY_MS: intFromEnv(sseConfigDefaults.retryMs),
   SLUICE_SSE_MAX_STREAM_MS: intFromEnv(sseConfigDefaults.maxStreamMs),
   SLUICE_CORS_ORIGINS: z.string().default("").transform(parseCorsOrigins),
+  SLUICE_MAX_RECORDS_PER_REQUEST: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RECORDS_PER_REQUEST)
+    .optional()
+    .default(MAX_RECORDS_PER_REQUEST),
+  SLUICE_AUTH: z.enum(["auto", "required", "off"]).default("auto"),
+  SLUICE_JWT_SECRET: z
+    .string()
+    .refine((s) => Buffer.byteLength(s) >= MIN_SECRET_BYTES, {
+      message: `must be at least ${MIN_SECRET_BYTES} bytes`,
+    })
+    .transform((s) => new Secret(s))
+    .optional(),
+  SLUICE_JWT_SECRET_ARN: z.string().min(1).optional(),
+  // Keys fetched over plain HTTP could be swapped in transit: HTTPS, or loopback for tests.
+  SLUICE_JWT_JWKS_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((u) => u.startsWith("https:") || isLoopback(new URL(u).hostname), {
+      message: "must be an https URL (http only on a loopback address)",
+    })
+    .optional(),
+  SLUICE_JWT_ISSUER: z.string().min(1).default(authConfigDefaults.issuer),
+  SLUICE_JWT_AUDIENCE: z.string().min(1).default(authConfigDefaults.audience),
+  SLUICE_JWT_MAX_TTL_S: z.coerce.number().int().min(1).default(authConfigDefaults.maxTtlS),
+  SLUICE_KEY_CACHE_MS: intFromEnv(authConfigDefaults.keyCacheMs),
+  SLUICE_RATE_LIMIT: z.string().optional().transform(parseRateLimit),
+  SLUICE_MAX_STREAMS: z.coerce.number().int().min(1).default(authConfigDefaults.maxStreams),
 });
+
+/**
+ * `perSecond` or `perSecond:burst` (the burst defaults to twice the rate), or `off`; unset
+ * means the default.
+ */
+function parseRateLimit(value: string | undefined, ctx: z.RefinementCtx): RateLimit | null {
+  if (value === undefined || value.trim() === "") return authConfigDefaults.rateLimit;
+  if (value.trim() === "off") return null;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(?::\s*(\d+)\s*)?$/.exec(value);
+  const perSecond = match ? Number(match[1]) : NaN;
+  const burst = match?.[2] === undefined ? Math.max(1, Math.ceil(perSecond * 2)) : Number(match[2]);
+  if (!(perSecond > 0) || !(burst >= 1)) {
+    ctx.addIssue({
+      code: "custom",
+      message: 'a rate like "100" or "100:200" (per second:burst), or "off"',
+    });
+    return z.NEVER;
+  }
+  return { perSecond, burst };
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
 
 /**
  * A comma-separated list of origins (`scheme://host[:port]`, as browsers send them in `Origin`),
@@ -246,6 +339,38 @@ function parseCorsOrigins(value: string, ctx: z.RefinementCtx): string[] {
   return [...new Set(origins)];
 }
 
+/**
+ * `auto` (the default) turns authentication on unless the server listens on a loopback
+ * address with no token settings: the embedded server stays convenient, and anything
+ * reachable from elsewhere asks for credentials.
+ */
+function authFromEnv(e: z.output<typeof EnvSchema>): AuthConfig {
+  const tokenSettings =
+    e.SLUICE_JWT_SECRET !== undefined ||
+    e.SLUICE_JWT_SECRET_ARN !== undefined ||
+    e.SLUICE_JWT_JWKS_URL !== undefined;
+  const mode =
+    e.SLUICE_AUTH === "auto"
+      ? isLoopback(e.HOST) && !tokenSettings
+        ? "off"
+        : "required"
+      : e.SLUICE_AUTH;
+  return {
+    mode,
+    jwt: {
+      secret: e.SLUICE_JWT_SECRET,
+      jwksUrl: e.SLUICE_JWT_JWKS_URL,
+      issuer: e.SLUICE_JWT_ISSUER,
+      audience: e.SLUICE_JWT_AUDIENCE,
+      maxTtlS: e.SLUICE_JWT_MAX_TTL_S,
+    },
+    jwtSecretArn: e.SLUICE_JWT_SECRET_ARN,
+    keyCacheMs: e.SLUICE_KEY_CACHE_MS,
+    rateLimit: e.SLUICE_RATE_LIMIT,
+    maxStreams: e.SLUICE_MAX_STREAMS,
+  };
+}
+
 /** Reads the server configuration from the environment; unknown variables are ignored. */
 export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const parsed = EnvSchema.safeParse(env);
@@ -262,6 +387,8 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Serve
     prefix: e.SLUICE_PREFIX,
     table: e.SLUICE_TABLE,
     maxRequestBytes: e.SLUICE_MAX_REQUEST_BYTES,
+    maxRecordsPerRequest: e.SLUICE_MAX_RECORDS_PER_REQUEST,
+    auth: authFromEnv(e),
     log: {
       ...logConfigDefaults,
       lingerMs: e.SLUICE_LINGER_MS,

@@ -29,6 +29,8 @@ export const errorCodes = {
   record_too_large: { status: 413, retryable: false },
   offset_out_of_range: { status: 416, retryable: false },
   throttled: { status: 429, retryable: true },
+  /** The caller's own request rate or open streams are over its limit; see Retry-After. */
+  rate_limited: { status: 429, retryable: true },
   corrupt_data: { status: 500, retryable: false },
   internal: { status: 500, retryable: false },
   storage_unavailable: { status: 503, retryable: true },

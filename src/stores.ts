@@ -1,13 +1,14 @@
 import { join, resolve } from "node:path";
 import type { ServerConfig } from "./config.js";
 import type { GroupStore } from "./meta/group-store.js";
+import type { KeyStore } from "./meta/key-store.js";
 import type { MetaStore } from "./meta/meta-store.js";
 import type { ObjectStore } from "./storage/object-store.js";
 
 export interface Stores {
   store: ObjectStore;
-  /** The metadata table: topics and consumer groups. */
-  meta: MetaStore & GroupStore;
+  /** The metadata table: topics, consumer groups and API keys. */
+  meta: MetaStore & GroupStore & KeyStore;
   /** Where the data lives, for the start-up log line. */
   description: Record<string, string>;
 }

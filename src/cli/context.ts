@@ -14,8 +14,11 @@ export interface CliIO {
   env: Record<string, string | undefined>;
   /** Aborted on SIGINT: long-running commands (consume, produce) stop cleanly. */
   signal?: AbortSignal;
-  /** The client, or how to make one for `--url`; by default `new SluiceClient({ url })`. */
-  client?: SluiceClient | ((url: string) => SluiceClient);
+  /**
+   * The client, or how to make one for `--url` and `--token` (or $SLUICE_TOKEN); by default
+   * `new SluiceClient({ url, token })`.
+   */
+  client?: SluiceClient | ((url: string, token: string | undefined) => SluiceClient);
 }
 
 /** What a parsed command runs with. */
@@ -26,6 +29,8 @@ export interface CommandContext {
   readonly err: Writer;
   readonly json: boolean;
   readonly signal: AbortSignal;
+  /** The environment: what `--direct` and `--local` read the server's configuration from. */
+  readonly env: Record<string, string | undefined>;
 }
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
@@ -52,9 +57,14 @@ export class CliError extends Error {
   }
 }
 
+/** The options every client command takes, as each command's usage ends with them. */
+export const commonOptionsText = `Options: --url URL (default $SLUICE_URL or ${DEFAULT_URL}), --json (machine output),
+  --token TOKEN (an API key or a token; default $SLUICE_TOKEN, which keeps it out of \`ps\`).`;
+
 /** The options every client command takes. */
 export const commonOptions = {
   url: { type: "string" },
+  token: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies NonNullable<ParseArgsConfig["options"]>;
@@ -79,6 +89,7 @@ export interface Command {
 
 export interface ParsedCommand {
   url: string | undefined;
+  token: string | undefined;
   json: boolean;
   help: boolean;
   run(ctx: CommandContext): Promise<void>;
@@ -105,9 +116,15 @@ export function defineCommand<const O extends Options>(spec: {
       } catch (err) {
         throw new UsageError(err instanceof Error ? err.message : String(err), spec.usage);
       }
-      const common = parsed.values as { url?: string; json?: boolean; help?: boolean };
+      const common = parsed.values as {
+        url?: string;
+        token?: string;
+        json?: boolean;
+        help?: boolean;
+      };
       return {
         url: common.url,
+        token: common.token,
         json: common.json ?? false,
         help: common.help ?? false,
         run: (ctx) =>

@@ -11,13 +11,26 @@ const usage = `usage:
   sluice produce TOPIC ...          stdin lines as records
   sluice consume TOPIC ...          records as stdout lines
   sluice groups list|describe|reset-offsets|delete ...
+  sluice keys create|list|revoke ...   API keys (shown once, at creation)
+  sluice tokens mint ...               short-lived tokens (JWTs)
       These talk to a running server: --url URL (default $SLUICE_URL or http://127.0.0.1:8080),
-      --json for machine output; \`sluice COMMAND --help\` describes each.
+      --token TOKEN (an API key or a token; default $SLUICE_TOKEN), --json for machine
+      output; \`sluice COMMAND --help\` describes each.
+  sluice keys create --direct --scope admin [--data-dir DIR]
+      Writes a key straight into the configured metadata store, with no server: the first
+      admin key.
+  sluice tokens mint --local --scope SCOPE ...
+      Signs a token here with $SLUICE_JWT_SECRET, with no server.
 
-Environment: HOST, PORT, SLUICE_DATA_DIR, SLUICE_BUCKET, SLUICE_TABLE, SLUICE_* (see README).`;
+Environment: HOST, PORT, SLUICE_DATA_DIR, SLUICE_BUCKET, SLUICE_TABLE, SLUICE_URL, SLUICE_TOKEN,
+SLUICE_AUTH, SLUICE_JWT_SECRET, SLUICE_* (see README).`;
 
 const serverCommandNames = new Set(["serve", "maintenance"]);
-const clientCommandNames = new Set(["topics", "produce", "consume", "groups"]);
+/**
+ * Client commands; `keys create --direct` and `tokens mint --local` among them import what they
+ * need of the server only when they run.
+ */
+const clientCommandNames = new Set(["topics", "produce", "consume", "groups", "keys", "tokens"]);
 /** Commands that stop cleanly on the first Ctrl-C: they get an abort signal instead. */
 const interruptible = new Set(["produce", "consume"]);
 

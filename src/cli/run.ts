@@ -1,6 +1,7 @@
-import { SluiceClient } from "../client/index.js";
+import { SluiceClient, isSluiceApiError } from "../client/index.js";
 import { consumeCommand, consumeUsage } from "./commands/consume.js";
 import { groupsCommands, groupsUsage } from "./commands/groups.js";
+import { keysCommands, keysUsage, tokensCommands, tokensUsage } from "./commands/keys.js";
 import { produceCommand, produceUsage } from "./commands/produce.js";
 import { topicsCommands, topicsUsage } from "./commands/topics.js";
 import {
@@ -13,7 +14,7 @@ import {
   type CommandContext,
 } from "./context.js";
 
-/** The client commands: `sluice topics|groups SUBCOMMAND …`, `sluice produce|consume …`. */
+/** The client commands: `sluice topics|groups|keys|tokens SUB …`, `sluice produce|consume …`. */
 
 interface CommandGroup {
   usage: string;
@@ -26,6 +27,8 @@ const groups: Record<string, CommandGroup> = {
   groups: { usage: groupsUsage, commands: groupsCommands },
   produce: { usage: produceUsage, commands: produceCommand },
   consume: { usage: consumeUsage, commands: consumeCommand },
+  keys: { usage: keysUsage, commands: keysCommands },
+  tokens: { usage: tokensUsage, commands: tokensCommands },
 };
 
 export const EXIT_OK = 0;
@@ -62,6 +65,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
   }
 
   let url = "";
+  let credential: Credential | undefined;
   try {
     const parsed = command.parse(args);
     if (parsed.help) {
@@ -69,22 +73,65 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
       return EXIT_OK;
     }
     url = parsed.url ?? io.env.SLUICE_URL ?? DEFAULT_URL;
+    credential = credentialOf(parsed.token, io.env.SLUICE_TOKEN);
+    const token = credential?.token;
     const ctx: CommandContext = {
       client:
-        typeof io.client === "function" ? io.client(url) : (io.client ?? new SluiceClient({ url })),
+        typeof io.client === "function"
+          ? io.client(url, token)
+          : (io.client ?? new SluiceClient({ url, ...(token === undefined ? {} : { token }) })),
       stdin: io.stdin,
       out: io.stdout,
       err: io.stderr,
       json: parsed.json,
       signal: io.signal ?? new AbortController().signal,
+      env: io.env,
     };
     await parsed.run(ctx);
     return EXIT_OK;
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message, err.usage);
-    line(io.stderr, errorLine(err, url));
+    line(io.stderr, redact(errorLine(err, url) + credentialHint(err, credential), credential));
     return EXIT_ERROR;
   }
+}
+
+/** The credential a command sends, and where it came from (for error messages, never its value). */
+interface Credential {
+  token: string;
+  source: "--token" | "$SLUICE_TOKEN";
+}
+
+/** `--token`, else $SLUICE_TOKEN (an empty one counts as unset); surrounding whitespace is dropped. */
+function credentialOf(flag: string | undefined, env: string | undefined): Credential | undefined {
+  const given =
+    flag !== undefined
+      ? { token: flag.trim(), source: "--token" as const }
+      : env !== undefined && env.trim() !== ""
+        ? { token: env.trim(), source: "$SLUICE_TOKEN" as const }
+        : undefined;
+  if (given === undefined) return undefined;
+  if (given.token === "") throw new UsageError("--token is empty");
+  // Checked here so that no later error (fetch's own, say) quotes a malformed value.
+  if (!/^[\x21-\x7e]+$/.test(given.token)) {
+    throw new UsageError(
+      `the credential in ${given.source} is not an API key or token: it holds spaces or control characters`,
+    );
+  }
+  return given;
+}
+
+/** What to do about a 401: say whether a credential was sent at all, and where it came from. */
+function credentialHint(err: unknown, credential: Credential | undefined): string {
+  if (!isSluiceApiError(err, "unauthorized")) return "";
+  return credential === undefined
+    ? " (no credential was given: pass an API key or token with --token or $SLUICE_TOKEN)"
+    : ` (the server refused the credential from ${credential.source})`;
+}
+
+/** The line with the credential blanked out, should any error have quoted it. */
+function redact(text: string, credential: Credential | undefined): string {
+  return credential === undefined ? text : text.split(credential.token).join("[redacted]");
 }
 
 function usageError(io: CliIO, message: string, usage: string | undefined): number {

@@ -1,8 +1,9 @@
 import { Server as HttpServer, type ServerResponse } from "node:http";
 import { serve } from "@hono/node-server";
-import type { ServerConfig } from "../config.js";
+import { isLoopback, type ServerConfig } from "../config.js";
 import { GroupService } from "../groups/service.js";
 import { createApp } from "../http/app.js";
+import { authFromConfig } from "../http/auth.js";
 import { SluiceLog } from "../log/log.js";
 import { logger } from "../logger.js";
 import { openStores } from "../stores.js";
@@ -22,9 +23,21 @@ export async function runServer(config: ServerConfig): Promise<void> {
     logger,
     sse: config.sse,
     corsOrigins: config.corsOrigins,
+    maxRecordsPerRequest: config.maxRecordsPerRequest,
+    auth: authFromConfig(config.auth, meta),
   });
   const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
-    logger.info({ host: info.address, port: info.port, storage: description }, "sluice listening");
+    const auth = config.auth.mode;
+    logger.info(
+      { host: info.address, port: info.port, storage: description, auth },
+      "sluice listening",
+    );
+    if (auth === "off" && !isLoopback(config.host)) {
+      logger.warn(
+        { host: config.host },
+        "authentication is off on a non-loopback address: anyone who can reach it may do anything",
+      );
+    }
   });
 
   // Garbage collection on a timer; every server may run it, and concurrent passes are safe.

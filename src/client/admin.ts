@@ -1,16 +1,21 @@
 import { isSluiceApiError } from "./errors.js";
 import { attemptsOf, seg, type Transport } from "./http.js";
 import type {
+  ApiKeyInfo,
+  CreateKeyRequest,
+  CreatedApiKey,
   GroupDescription,
   ListOffsetsAnswer,
   MaintenanceReport,
+  MintTokenRequest,
+  MintedToken,
   ResetBody,
   ResetOut,
   TopicDescription,
   TopicInfo,
 } from "./types.js";
 
-/** Topics, offsets, groups and maintenance: the README's HTTP API v1, one call per route. */
+/** Topics, offsets, groups, maintenance, keys and tokens: the README's HTTP API v1, one call per route. */
 export interface Admin {
   createTopic(
     name: string,
@@ -33,6 +38,20 @@ export interface Admin {
   resetOffsets(group: string, body: ResetBody): Promise<ResetOut>;
   deleteGroup(group: string): Promise<void>;
   runMaintenance(topic?: string): Promise<MaintenanceReport>;
+  /**
+   * Creates an API key (needs `admin`). The answer's `key` is the only time the key is shown.
+   * Never retried after an unknown outcome, which could leave a second, unknown key behind.
+   */
+  createKey(request: CreateKeyRequest): Promise<CreatedApiKey>;
+  /** Every key, revoked and expired ones included, without secrets (needs `admin`). */
+  listKeys(): Promise<ApiKeyInfo[]>;
+  /** Revokes a key by id (needs `admin`); revoking twice keeps the first time. */
+  revokeKey(id: string): Promise<void>;
+  /**
+   * Signs a token for the given scopes (needs `admin`, or a key holding every scope asked for;
+   * the server needs SLUICE_JWT_SECRET).
+   */
+  mintToken(request: MintTokenRequest): Promise<MintedToken>;
 }
 
 export class HttpAdmin implements Admin {
@@ -146,6 +165,37 @@ export class HttpAdmin implements Admin {
       method: "POST",
       path: "/v1/admin/maintenance",
       query: { topic },
+    });
+    return answer.body;
+  }
+
+  async createKey(request: CreateKeyRequest): Promise<CreatedApiKey> {
+    const answer = await this.http.request<CreatedApiKey>({
+      method: "POST",
+      path: "/v1/auth/keys",
+      body: request,
+      idempotent: false,
+    });
+    return answer.body;
+  }
+
+  async listKeys(): Promise<ApiKeyInfo[]> {
+    const answer = await this.http.request<{ keys: ApiKeyInfo[] }>({
+      method: "GET",
+      path: "/v1/auth/keys",
+    });
+    return answer.body.keys;
+  }
+
+  async revokeKey(id: string): Promise<void> {
+    await this.http.request({ method: "DELETE", path: `/v1/auth/keys/${seg(id)}` });
+  }
+
+  async mintToken(request: MintTokenRequest): Promise<MintedToken> {
+    const answer = await this.http.request<MintedToken>({
+      method: "POST",
+      path: "/v1/auth/tokens",
+      body: request,
     });
     return answer.body;
   }

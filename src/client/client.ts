@@ -11,8 +11,14 @@ export interface ClientOptions {
   url: string;
   /** A fetch of your own (tests, SigV4 signing, a Worker's service binding); globalThis.fetch by default. */
   fetch?: typeof fetch;
-  /** Sent with every request (e.g. `authorization`). */
+  /** Sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * The credential: an API key (`slk_…`) or a JWT, sent as `Authorization: Bearer …` on every
+   * request (it replaces an `authorization` in `headers`). It never appears in an error the
+   * client makes.
+   */
+  token?: string;
   retry?: RetryOptions;
 }
 

@@ -19,8 +19,13 @@ export interface TransportOptions {
   url: string;
   fetch?: typeof fetch;
   headers?: Record<string, string>;
+  /** An API key (`slk_…`) or a JWT, sent as `Authorization: Bearer …` on every request. */
+  token?: string;
   retry?: RetryOptions;
 }
+
+/** What may follow `Bearer `: visible ASCII, no spaces (a key, a JWT, an IdP's opaque token). */
+const TOKEN_PATTERN = /^[\x21-\x7e]+$/;
 
 export interface RequestSpec {
   method: "GET" | "POST" | "DELETE";
@@ -50,7 +55,9 @@ export interface HttpAnswer<T> {
 export class Transport {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
-  private readonly headers: Record<string, string>;
+  // Private fields, not properties: util.inspect and JSON never show the credential.
+  readonly #headers: Record<string, string>;
+  readonly #token: string | undefined;
   private readonly retries: number;
   private readonly initialDelayMs: number;
   private readonly maxDelayMs: number;
@@ -60,7 +67,22 @@ export class Transport {
     this.base = options.url.replace(/\/+$/, "");
     // Called through a wrapper: Workers and browsers refuse a fetch detached from globalThis.
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    this.headers = { ...options.headers };
+    const headers = { ...options.headers };
+    if (options.token !== undefined) {
+      // Checked here, not by fetch: its invalid-header error would quote the value.
+      if (typeof options.token !== "string" || !TOKEN_PATTERN.test(options.token)) {
+        throw new TypeError(
+          "ClientOptions.token must be an API key or token: visible ASCII without spaces",
+        );
+      }
+      // The token replaces an `authorization` header however it is spelled, never joins it.
+      for (const name of Object.keys(headers)) {
+        if (name.toLowerCase() === "authorization") delete headers[name];
+      }
+      headers.authorization = `Bearer ${options.token}`;
+    }
+    this.#headers = headers;
+    this.#token = options.token;
     this.retries = Math.max(0, options.retry?.retries ?? 5);
     this.initialDelayMs = Math.max(0, options.retry?.initialDelayMs ?? 100);
     this.maxDelayMs = Math.max(0, options.retry?.maxDelayMs ?? 5000);
@@ -100,7 +122,7 @@ export class Transport {
     idempotent: boolean,
   ): Promise<{ status: number; body: T }> {
     const text = spec.bodyText ?? (spec.body === undefined ? undefined : JSON.stringify(spec.body));
-    const headers: Record<string, string> = { accept: "application/json", ...this.headers };
+    const headers: Record<string, string> = { accept: "application/json", ...this.#headers };
     if (text !== undefined) headers["content-type"] = "application/json";
     Object.assign(headers, spec.headers);
     const init: RequestInit = { method: spec.method, headers };
@@ -118,7 +140,7 @@ export class Transport {
       throw new SluiceApiError({
         status: 0,
         code: "network_error",
-        message: `${spec.method} ${spec.path} failed: ${describe(err)}`,
+        message: this.#redact(`${spec.method} ${spec.path} failed: ${describe(err)}`),
         // Whether the server acted on it is unknown: only an idempotent request may go again.
         retryable: idempotent,
         cause: err,
@@ -138,7 +160,12 @@ export class Transport {
         });
       }
     }
-    throw errorOf(spec, response, answer);
+    throw errorOf(spec, response, answer, (text) => this.#redact(text));
+  }
+
+  /** The text with the token blanked out: no error this client makes ever carries it. */
+  #redact(text: string): string {
+    return this.#token === undefined ? text : text.split(this.#token).join("[redacted]");
   }
 
   private url(spec: RequestSpec): string {
@@ -151,7 +178,12 @@ export class Transport {
   }
 }
 
-function errorOf(spec: RequestSpec, response: Response, text: string): SluiceApiError {
+function errorOf(
+  spec: RequestSpec,
+  response: Response,
+  text: string,
+  redact: (text: string) => string,
+): SluiceApiError {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -165,7 +197,7 @@ function errorOf(spec: RequestSpec, response: Response, text: string): SluiceApi
     const err = new SluiceApiError({
       status: response.status,
       code: error.code,
-      message: error.message,
+      message: redact(error.message),
       details: error.details,
     });
     return withRetryAfter(err, retryAfterMs);
@@ -173,7 +205,9 @@ function errorOf(spec: RequestSpec, response: Response, text: string): SluiceApi
   const err = new SluiceApiError({
     status: response.status,
     code: `http_${response.status}`,
-    message: `${spec.method} ${spec.path} answered ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`,
+    // A proxy's error page may echo the request's headers: the token is blanked out before
+    // the text is cut, so that no piece of it is left at the cut either.
+    message: `${spec.method} ${spec.path} answered ${response.status}${text ? `: ${redact(text).slice(0, 200)}` : ""}`,
   });
   return withRetryAfter(err, retryAfterMs);
 }

@@ -23,11 +23,16 @@ export {
 export { SluiceApiError, isSluiceApiError } from "./errors.js";
 export type { RetryOptions } from "./http.js";
 export type {
+  ApiKeyInfo,
   ConsumedRecord,
+  CreateKeyRequest,
+  CreatedApiKey,
   FetchResult,
   GroupDescription,
   MaintenanceReport,
   MemberView,
+  MintTokenRequest,
+  MintedToken,
   ResetBody,
   ResetOut,
   TopicConfig,

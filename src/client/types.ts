@@ -18,6 +18,16 @@ export type ResetBody = z.input<typeof api.ResetBody>;
 export type ResetOut = z.output<typeof api.ResetOut>;
 /** `POST /v1/admin/maintenance`'s answer. */
 export type MaintenanceReport = z.output<typeof api.MaintenanceReport>;
+/** `POST /v1/auth/keys`'s body: the new key's scopes, description, lifetime and rate. */
+export type CreateKeyRequest = z.input<typeof api.CreateKeyBody>;
+/** An API key as listed: everything but its secret. */
+export type ApiKeyInfo = z.output<typeof api.KeyInfo>;
+/** `POST /v1/auth/keys`'s answer: the key itself (`key`) is in this answer only. */
+export type CreatedApiKey = z.output<typeof api.KeyCreatedOut>;
+/** `POST /v1/auth/tokens`'s body. */
+export type MintTokenRequest = z.input<typeof api.MintTokenBody>;
+/** `POST /v1/auth/tokens`'s answer. */
+export type MintedToken = z.output<typeof api.TokenOut>;
 /** What a group member is told on every answer (RFC 0002 §3). */
 export type MemberView = z.output<typeof api.MemberView>;
 

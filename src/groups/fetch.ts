@@ -26,6 +26,8 @@ export interface GroupFetchRequest {
   /** Commit every returned partition's nextOffset before answering (at-most-once). */
   autoCommit: boolean;
   signal?: AbortSignal;
+  /** Refuses (throws) when the caller may not read these topics: the member's subscription. */
+  authorize?: (topics: readonly string[]) => void;
 }
 
 export interface FetchedPartition extends TopicPartition {
@@ -58,12 +60,18 @@ export async function fetchForMember(
   request: GroupFetchRequest,
 ): Promise<GroupFetchResult> {
   let { state } = await heartbeat(ctx, name, memberId, {});
-  const session = state.doc.members[memberId]!.sessionTimeoutMs;
+  const member = state.doc.members[memberId]!;
+  // A member id is no credential: whoever fetches must be allowed the topics themselves.
+  request.authorize?.(member.topics);
+  const session = member.sessionTimeoutMs;
   // The lease must outlive the wait, so the wait is a fraction of the session.
   const deadline = Date.now() + Math.min(request.waitMs, ctx.log.maxWaitMs, session / 4);
   const resets = new Map<string, { from: number | null; to: number }>();
   let conflicts = 0;
   for (;;) {
+    // The subscription may change during a wait: check it on every round.
+    const current = state.doc.members[memberId];
+    if (current) request.authorize?.(current.topics);
     const positions = await position(ctx, name, memberId, state, resets);
     if (!positions) {
       if (++conflicts >= MAX_ATTEMPTS) throw contention(name);

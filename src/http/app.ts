@@ -4,6 +4,14 @@ import { SluiceError } from "../errors.js";
 import { GroupService, groupStoreOf } from "../groups/service.js";
 import { logger as defaultLogger, type Logger } from "../logger.js";
 import type { SluiceLog } from "../log/log.js";
+import type { Authenticator } from "../auth/authenticator.js";
+import type { JwtConfig } from "../auth/jwt.js";
+import type { RateLimit } from "../auth/principal.js";
+import { StreamLimiter } from "../auth/rate-limit.js";
+import { MAX_RECORDS_PER_REQUEST } from "../config.js";
+import { keyStoreOf, type KeyStore } from "../meta/key-store.js";
+import { authMiddleware, streamSlot, visible } from "./auth.js";
+import { registerAuthRoutes } from "./auth-routes.js";
 import { corsMiddleware } from "./cors.js";
 import { toErrorResponse, validationError } from "./errors.js";
 import { registerGroupRoutes } from "./groups.js";
@@ -57,6 +65,24 @@ export interface AppOptions {
   sse?: Partial<SseOptions>;
   /** Origins allowed by CORS (`["*"]`: any); none, the default, sends no CORS headers. */
   corsOrigins?: readonly string[];
+  /** Most records in one produce request (default and ceiling MAX_RECORDS_PER_REQUEST). */
+  maxRecordsPerRequest?: number;
+  /** Credentials, scopes and limits; by default authentication is off and nothing is limited. */
+  auth?: Partial<AppAuth>;
+}
+
+export interface AppAuth {
+  /** Verifies credentials; undefined turns authentication off (every caller is an administrator). */
+  authenticator: Authenticator | undefined;
+  /** Where API keys live; by default the log's metadata table. */
+  keys: KeyStore;
+  /** Token settings; minting needs its secret. */
+  jwt: JwtConfig | undefined;
+  /** Each principal's request rate unless its credential carries one; null: unlimited. */
+  rateLimit: RateLimit | null;
+  /** Open event streams per principal. */
+  maxStreams: number;
+  now: () => number;
 }
 
 const routes = {
@@ -143,9 +169,25 @@ export function createApp(options: AppOptions): OpenAPIHono {
     },
   });
 
+  const auth: AppAuth = {
+    authenticator: undefined,
+    keys: options.auth?.keys ?? keyStoreOf(log.meta),
+    jwt: undefined,
+    rateLimit: null,
+    maxStreams: Infinity,
+    now: Date.now,
+    ...options.auth,
+  };
+  const maxRecords = Math.min(
+    options.maxRecordsPerRequest ?? MAX_RECORDS_PER_REQUEST,
+    MAX_RECORDS_PER_REQUEST,
+  );
+  const streams = new StreamLimiter(auth.maxStreams);
+
   app.onError((err, c) => toErrorResponse(err, c, logger));
   const cors = corsMiddleware(options.corsOrigins ?? []);
   if (cors) app.use("*", cors);
+  app.use("*", authMiddleware(auth, logger));
   app.notFound((c) =>
     toErrorResponse(
       new SluiceError("not_found", `no route for ${c.req.method} ${c.req.path}`),
@@ -186,7 +228,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   });
 
   app.openapi(routes.listTopics, async (c) => {
-    const topics = await log.topics.list();
+    const topics = (await log.topics.list()).filter((t) => visible(c, "topic", t.name));
     return c.json({ topics: topics.map((t) => ({ name: t.name, partitions: t.partitions })) }, 200);
   });
 
@@ -217,6 +259,9 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.openapi(routes.produce, async (c) => {
     const { topic } = c.req.valid("param");
     const { records } = c.req.valid("json");
+    if (records.length > maxRecords) {
+      throw new SluiceError("payload_too_large", `at most ${maxRecords} records per request`);
+    }
     const h = c.req.valid("header");
     const id = h["producer-id"];
     const epoch = h["producer-epoch"];
@@ -240,7 +285,9 @@ export function createApp(options: AppOptions): OpenAPIHono {
         maxBytes: query.maxBytes ?? DEFAULT_MAX_BYTES,
       };
       const request = { topic, partition, offset, ...limits, waitMs: query.waitMs };
-      return tailResponse(c, log, request, { ...sseOptionsDefaults, ...options.sse }, logger);
+      const release = streamSlot(c, streams);
+      const sse = { ...sseOptionsDefaults, ...options.sse };
+      return tailResponse(c, log, request, sse, logger, release);
     }
     const result = await log.fetch(topic, partition, tailStart(undefined, query.offset), {
       maxRecords: query.maxRecords ?? DEFAULT_MAX_RECORDS,
@@ -257,6 +304,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
     const { offset, head } = await log.listOffset(topic, partition, timestamp);
     return c.json({ topic, partition, timestamp, offset, ...head }, 200);
   });
+
+  registerAuthRoutes(app, auth);
 
   registerGroupRoutes(
     app,

@@ -18,7 +18,13 @@ export const CORS_ALLOW_HEADERS = [
 ];
 
 /** Response headers scripts may read beyond the CORS-safelisted ones. */
-export const CORS_EXPOSE_HEADERS = ["Retry-After", "Producer-Id", "Producer-Epoch", "Producer-Seq"];
+export const CORS_EXPOSE_HEADERS = [
+  "Retry-After",
+  "WWW-Authenticate",
+  "Producer-Id",
+  "Producer-Epoch",
+  "Producer-Seq",
+];
 
 export const CORS_ALLOW_METHODS = ["GET", "HEAD", "POST", "DELETE"];
 

@@ -19,6 +19,10 @@ const codeByField: Record<string, ErrorCode> = {
 
 export function validationError(error: ZodError): SluiceError {
   const issue = error.issues[0];
+  // Too many records is a size limit, like a body over the byte limit: 413, not 400.
+  if (issue?.code === "too_big" && issue.path.length === 1 && issue.path[0] === "records") {
+    return new SluiceError("payload_too_large", `records: ${issue.message}`);
+  }
   const field = issue?.path.find((p): p is string => typeof p === "string" && p in codeByField);
   const code = field ? codeByField[field]! : "invalid_request";
   const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { GroupFetchResult } from "../groups/fetch.js";
 import type { GroupService } from "../groups/service.js";
+import { authorizeTopics, visible } from "./auth.js";
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, errors, json, prebuiltJson } from "./openapi.js";
 import { recordsJson } from "./records.js";
 import {
@@ -97,13 +98,16 @@ const routes = {
 export function registerGroupRoutes(app: OpenAPIHono, groups: GroupService): void {
   app.openapi(routes.join, async (c) => {
     const { group } = c.req.valid("param");
-    const { created, view } = await groups.join(group, c.req.valid("json"));
+    const request = c.req.valid("json");
+    authorizeTopics(c, "consume", request.topics);
+    const { created, view } = await groups.join(group, request);
     return c.json(view, created ? 201 : 200);
   });
 
   app.openapi(routes.heartbeat, async (c) => {
     const { group, memberId } = c.req.valid("param");
     const { released, topics } = c.req.valid("json") ?? {};
+    if (topics) authorizeTopics(c, "consume", topics);
     const view = await groups.heartbeat(group, memberId, {
       released: released?.map(({ topic, partition }) => [topic, partition]),
       topics,
@@ -126,13 +130,20 @@ export function registerGroupRoutes(app: OpenAPIHono, groups: GroupService): voi
       waitMs: request.waitMs ?? 0,
       autoCommit: request.autoCommit ?? false,
       signal: c.req.raw.signal,
+      authorize: (topics) => authorizeTopics(c, "consume", topics),
     });
     return prebuiltJson<z.output<typeof GroupFetchOut>>(groupFetchJson(result));
   });
 
   app.openapi(routes.commit, async (c) => {
     const { group } = c.req.valid("param");
-    const offsets = await groups.commit(group, c.req.valid("json"));
+    const request = c.req.valid("json");
+    authorizeTopics(
+      c,
+      "consume",
+      request.offsets.map((o) => o.topic),
+    );
+    const offsets = await groups.commit(group, request);
     return c.json({ offsets }, 200);
   });
 
@@ -146,7 +157,10 @@ export function registerGroupRoutes(app: OpenAPIHono, groups: GroupService): voi
     return c.json(await groups.describe(group), 200);
   });
 
-  app.openapi(routes.list, async (c) => c.json({ groups: await groups.list() }, 200));
+  app.openapi(routes.list, async (c) => {
+    const all = await groups.list();
+    return c.json({ groups: all.filter((g) => visible(c, "group", g.group)) }, 200);
+  });
 
   app.openapi(routes.delete, async (c) => {
     const { group } = c.req.valid("param");

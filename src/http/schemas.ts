@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { MAX_PARTITIONS, TopicConfigSchema } from "../config.js";
+import { MAX_SCOPES } from "../auth/scopes.js";
+import { MAX_PARTITIONS, MAX_RECORDS_PER_REQUEST, TopicConfigSchema } from "../config.js";
 import { errorCodes, type ErrorCode } from "../errors.js";
 import { NAME_PATTERN, isValidName } from "../log/names.js";
 import { MAX_PRODUCER_NUMBER, PRODUCER_ID_PATTERN } from "../meta/meta-store.js";
@@ -128,8 +129,6 @@ export const ProduceRecordIn = z
     }
   })
   .openapi("ProduceRecord");
-
-export const MAX_RECORDS_PER_REQUEST = 10_000;
 
 export const ProduceBody = z
   .object({ records: z.array(ProduceRecordIn).min(1).max(MAX_RECORDS_PER_REQUEST) })
@@ -496,3 +495,81 @@ export const MaintenanceReport = z
     rollsFailed: z.number().int(),
   })
   .openapi("MaintenanceReport");
+
+const ScopeList = z
+  .array(z.string().max(300))
+  .min(1)
+  .max(MAX_SCOPES)
+  .openapi({ example: ["produce:topic:events.*", "consume:group:analytics"] });
+
+const RateLimitIn = z
+  .object({
+    perSecond: z.number().positive().max(1_000_000),
+    burst: z.number().int().min(1).max(1_000_000),
+  })
+  .strict();
+
+export const CreateKeyBody = z
+  .object({
+    scopes: ScopeList,
+    description: z.string().max(256).optional(),
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(10 * 365 * 86_400)
+      .optional(),
+    rateLimit: RateLimitIn.optional().openapi({
+      description: "this key's request rate per instance, instead of the server's",
+    }),
+  })
+  .strict()
+  .openapi("CreateKeyRequest");
+
+export const KeyParams = z.object({
+  keyId: z
+    .string()
+    .regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "a key id is 26 characters of Crockford base32")
+    .openapi({ param: { name: "keyId", in: "path" } }),
+});
+
+export const KeyInfo = z
+  .object({
+    id: z.string(),
+    scopes: z.array(z.string()),
+    description: z.string(),
+    createdAt: z.number().int(),
+    expiresAt: z.number().int().nullable(),
+    revokedAt: z.number().int().nullable(),
+    rateLimit: z.object({ perSecond: z.number(), burst: z.number().int() }).nullable(),
+  })
+  .openapi("ApiKey");
+
+export const KeyCreatedOut = KeyInfo.extend({
+  key: z.string().openapi({ description: "the key itself, shown this once and never again" }),
+}).openapi("CreatedApiKey");
+
+export const KeyList = z.object({ keys: z.array(KeyInfo) }).openapi("ApiKeyList");
+
+export const MintTokenBody = z
+  .object({
+    scopes: ScopeList,
+    subject: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
+      .optional()
+      .openapi({ description: "who the token is for (`sub`); default: the caller" }),
+    ttlSeconds: z.number().int().min(1).optional().openapi({ description: "default 900" }),
+  })
+  .strict()
+  .openapi("MintTokenRequest");
+
+export const TokenOut = z
+  .object({
+    token: z.string(),
+    expiresAt: z.number().int(),
+    scopes: z.array(z.string()),
+  })
+  .openapi("Token");

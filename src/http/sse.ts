@@ -111,6 +111,26 @@ export async function tailResponse(
   request: TailRequest,
   options: SseOptions,
   logger: Logger,
+  /** Called once when the stream ends, however it ends. */
+  onEnd: () => void = () => {},
+): Promise<Response> {
+  let streaming = false;
+  try {
+    const response = await answerTail(c, log, request, options, logger, onEnd);
+    streaming = !options.bounded;
+    return response;
+  } finally {
+    if (!streaming) onEnd();
+  }
+}
+
+async function answerTail(
+  c: Context,
+  log: SluiceLog,
+  request: TailRequest,
+  options: SseOptions,
+  logger: Logger,
+  onEnd: () => void,
 ): Promise<Response> {
   const { topic, partition, maxRecords, maxBytes } = request;
   const read = (offset: number, waitMs: number, signal: AbortSignal) =>
@@ -173,6 +193,7 @@ export async function tailResponse(
       }
     } finally {
       requestSignal.removeEventListener("abort", abort);
+      onEnd();
     }
   });
 }

@@ -37,6 +37,7 @@ import {
   type OffsetWrite,
   type OffsetWriteResult,
 } from "./group-store.js";
+import type { ApiKeyInfo, ApiKeyRecord, KeyStore } from "./key-store.js";
 import type {
   CommitRequest,
   CommitResult,
@@ -74,14 +75,17 @@ import {
  * | group state      | `group#{name}`      | `state`                       |
  * | group catalog    | `catalog`           | `group#{name}`                |
  * | committed offset | `group#{name}`      | `offset#{topic}#{p:4 digits}` |
+ * | API key          | `key#{id}`          | `meta`                        |
+ * | key catalog      | `catalog`           | `key#{id}`                    |
  *
- * listTopics, listGroups and listDeletedTopics read the catalog partition, each under its own
- * prefix: a copy of every topic item (and the name, incarnation and creation time of every
- * group), written and deleted in the same transaction as the item it lists, and a tombstone of
- * every deleted topic, written in the transaction that deletes it. A sparse GSI would avoid the copy, but
- * GSIs are only eventually consistent, so a topic could be missing from the list just after
- * its creation succeeded, and a Scan would read every index entry of every partition. Topics
- * and groups are few and created rarely, so one hot catalog partition costs nothing.
+ * listTopics, listGroups, listKeys and listDeletedTopics read the catalog partition, each under
+ * its own prefix: a copy of every topic item (and the name, incarnation and creation time of
+ * every group, and every attribute of every API key but its digest), written, changed and
+ * deleted in the same transaction as the item it lists, and a tombstone of every deleted topic,
+ * written in the transaction that deletes it. A sparse GSI would avoid the copy, but GSIs are
+ * only eventually consistent, so a topic could be missing from the list just after its creation
+ * succeeded, and a Scan would read every index entry of every partition. Topics, groups and keys
+ * are few and created rarely, so one hot catalog partition costs nothing.
  *
  * Heads are not created with the topic: a missing head reads as {0, 0} and the first commit
  * creates it, which keeps createTopic one small transaction for up to 1024 partitions.
@@ -103,6 +107,18 @@ import {
  * `epoch`, `lastSeq`, `recent` (a list of `{seq, baseOffset, count}` maps), `updatedAt` and
  * `version`. It is written only by a commit's transaction, on the condition that its version is
  * the one the writer read (or that it does not exist yet).
+ *
+ * API keys (docs/rfcs/0005-auth-and-limits.md §3): a key item holds `id`, `secretHash` (binary:
+ * the SHA-256 of the secret, never the secret), `scopes` (a list of strings), `description`,
+ * `createdAt` and, only when set, `expiresAt`, `revokedAt` and `rateLimit` (a map of `perSecond`
+ * and `burst`); an absent attribute reads as null. Its catalog entry holds the same attributes
+ * but `secretHash`, so listing keys never reads a digest, while getKey, on the authentication
+ * path, reads the key item alone and keeps that load off the catalog partition. A put writes
+ * both in one transaction, on the condition that the key item is new; a revocation updates both
+ * in one transaction, on the condition that they exist, with
+ * `SET revokedAt = if_not_exists(revokedAt, :at)`, which keeps the first revocation's time.
+ * That is why null is stored as an absent attribute: a NULL `revokedAt` would count as set.
+ * Keys are never deleted, so only GetItem, PutItem, UpdateItem and Query touch them.
  */
 const catalogPk = "catalog";
 const topicPk = (name: string) => `topic#${name}`;
@@ -134,6 +150,9 @@ const intentSk = (kind: IntentKind, baseOffset: number) =>
 const producerSk = (producerId: string) => `producer#${producerId}`;
 const deadPrefix = "dead#";
 const deadSk = (topicId: string) => deadPrefix + topicId;
+const keyPk = (id: string) => `key#${id}`;
+const keyMetaSk = "meta";
+const keyCatalogSk = (id: string) => `key#${id}`;
 
 /** Transactions one commit may send while it learns a log start offset that moved. */
 const commitAttempts = 3;
@@ -231,9 +250,9 @@ export async function ensureTable(client: DynamoDBClient, name: string): Promise
  * same object key) is recognized as its own success, so a replay never turns into a failure
  * report and, for a commit, never into a second offset for the same object. Group writes do the
  * same: a put finding exactly its own record (an incarnation's version is written once), and
- * offset writes finding their own write id on every item.
+ * offset writes finding their own write id on every item, and API keys finding their own digest.
  */
-export class DynamoMetaStore implements MetaStore, GroupStore {
+export class DynamoMetaStore implements MetaStore, GroupStore, KeyStore {
   readonly #table: string;
   readonly #client: DynamoDBClient;
   readonly #ownsClient: boolean;
@@ -991,6 +1010,82 @@ export class DynamoMetaStore implements MetaStore, GroupStore {
     return deleted;
   }
 
+  async putKey(record: ApiKeyRecord): Promise<void> {
+    const fields = keyInfoItem(record);
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.#table,
+                Item: {
+                  pk: keyPk(record.id),
+                  sk: keyMetaSk,
+                  ...fields,
+                  secretHash: new Uint8Array(record.secretHash),
+                },
+                ConditionExpression: "attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            },
+            {
+              Put: {
+                TableName: this.#table,
+                Item: { pk: catalogPk, sk: keyCatalogSk(record.id), ...fields },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      const [existing] = cancellationReasons(err);
+      if (existing?.Code !== "ConditionalCheckFailed") throw storageError("putKey", err);
+      // Digests are new with every key (the secret is random): ours is a replay of this put.
+      if (sameBytes(existing.Item?.secretHash?.B, record.secretHash)) return;
+      throw new SluiceError("conflict", `API key ${record.id} already exists`);
+    }
+  }
+
+  async getKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const item = await this.#getItem("getKey", { pk: keyPk(id), sk: keyMetaSk });
+    return (
+      item && { ...toKeyInfo(item), secretHash: new Uint8Array(item.secretHash as Uint8Array) }
+    );
+  }
+
+  async listKeys(): Promise<ApiKeyInfo[]> {
+    return (await this.#queryCatalog("listKeys", keyCatalogSk(""))).map(toKeyInfo);
+  }
+
+  async revokeKey(id: string, at: number): Promise<boolean> {
+    // Both items exist or neither does: they are written together and never deleted.
+    const revoke = (Key: { pk: string; sk: string }) => ({
+      Update: {
+        TableName: this.#table,
+        Key,
+        UpdateExpression: "SET revokedAt = if_not_exists(revokedAt, :at)",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeValues: { ":at": at },
+      },
+    });
+    try {
+      await this.#doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            revoke({ pk: keyPk(id), sk: keyMetaSk }),
+            revoke({ pk: catalogPk, sk: keyCatalogSk(id) }),
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      const [keyReason] = cancellationReasons(err);
+      if (keyReason?.Code === "ConditionalCheckFailed") return false;
+      throw storageError("revokeKey", err);
+    }
+  }
+
   close(): Promise<void> {
     // The document client's own destroy() does nothing; the connections live in the client.
     if (this.#ownsClient) this.#client.destroy();
@@ -1249,6 +1344,39 @@ function toTopic(item: Record<string, unknown>): TopicMeta {
     config: item.config as TopicConfig,
     createdAt: item.createdAt as number,
   };
+}
+
+/** An API key's attributes but its digest: the catalog entry, and the rest of the key item. */
+function keyInfoItem(key: ApiKeyInfo) {
+  return {
+    id: key.id,
+    scopes: [...key.scopes],
+    description: key.description,
+    createdAt: key.createdAt,
+    ...(key.expiresAt === null ? {} : { expiresAt: key.expiresAt }),
+    ...(key.revokedAt === null ? {} : { revokedAt: key.revokedAt }),
+    ...(key.rateLimit === null
+      ? {}
+      : { rateLimit: { perSecond: key.rateLimit.perSecond, burst: key.rateLimit.burst } }),
+  };
+}
+
+/** Absent attributes read as null. */
+function toKeyInfo(item: Record<string, unknown>): ApiKeyInfo {
+  const rateLimit = item.rateLimit as { perSecond: number; burst: number } | undefined;
+  return {
+    id: item.id as string,
+    scopes: [...(item.scopes as string[])],
+    description: item.description as string,
+    createdAt: item.createdAt as number,
+    expiresAt: (item.expiresAt ?? null) as number | null,
+    revokedAt: (item.revokedAt ?? null) as number | null,
+    rateLimit: rateLimit ? { perSecond: rateLimit.perSecond, burst: rateLimit.burst } : null,
+  };
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 function toEntry(item: Record<string, unknown>): IndexEntry {

@@ -10,6 +10,7 @@ import type {
   OffsetWriteResult,
 } from "./group-store.js";
 import { checkGroupPut, checkOffsetWrites, currentOffset, guardHolds } from "./group-store.js";
+import type { ApiKeyInfo, ApiKeyRecord, KeyStore } from "./key-store.js";
 import type {
   CommitRequest,
   CommitResult,
@@ -48,10 +49,10 @@ interface StoredOffset extends CommittedOffset {
 }
 
 /**
- * The reference semantics of the MetaStore and GroupStore ports, for tests and single-process
- * use. It hands out copies so that callers can never change what it holds.
+ * The reference semantics of the MetaStore, GroupStore and KeyStore ports, for tests and
+ * single-process use. It hands out copies so that callers can never change what it holds.
  */
-export class MemoryMetaStore implements MetaStore, GroupStore {
+export class MemoryMetaStore implements MetaStore, GroupStore, KeyStore {
   readonly maxOffsetsPerWrite = Infinity;
   readonly maxReplacedPerRoll = MAX_REPLACED_PER_ROLL;
   readonly maxRemovedPerAdvance = Infinity;
@@ -62,6 +63,7 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
   readonly #groups = new Map<string, GroupRecord>();
   /** Group name → partitionKey(topic, partition) → offset. */
   readonly #offsets = new Map<string, Map<string, StoredOffset>>();
+  readonly #keys = new Map<string, ApiKeyRecord>();
 
   async createTopic(topic: TopicMeta): Promise<void> {
     if (this.#topics.has(topic.name)) {
@@ -356,6 +358,35 @@ export class MemoryMetaStore implements MetaStore, GroupStore {
     return purged;
   }
 
+  async putKey(record: ApiKeyRecord): Promise<void> {
+    if (this.#keys.has(record.id)) {
+      throw new SluiceError("conflict", `API key ${record.id} already exists`);
+    }
+    this.#keys.set(record.id, copyKey(record));
+  }
+
+  async getKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const key = this.#keys.get(id);
+    return key && copyKey(key);
+  }
+
+  async listKeys(): Promise<ApiKeyInfo[]> {
+    return [...this.#keys.values()]
+      .sort((a, b) => compareText(a.id, b.id))
+      .map(({ secretHash: _, ...info }) => ({
+        ...info,
+        scopes: [...info.scopes],
+        rateLimit: info.rateLimit && { ...info.rateLimit },
+      }));
+  }
+
+  async revokeKey(id: string, at: number): Promise<boolean> {
+    const key = this.#keys.get(id);
+    if (!key) return false;
+    key.revokedAt ??= at;
+    return true;
+  }
+
   async close(): Promise<void> {}
 
   /** A partition never written reads as an empty one at offset 0, as the port requires. */
@@ -370,6 +401,20 @@ function emptyPartition(): PartitionState {
     entries: [],
     intents: new Map(),
     producers: new Map(),
+  };
+}
+
+/** A copy sharing nothing with `record`: its digest bytes, scopes and limit included. */
+function copyKey(record: ApiKeyRecord): ApiKeyRecord {
+  return {
+    id: record.id,
+    secretHash: new Uint8Array(record.secretHash),
+    scopes: [...record.scopes],
+    description: record.description,
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+    revokedAt: record.revokedAt,
+    rateLimit: record.rateLimit && { ...record.rateLimit },
   };
 }
 

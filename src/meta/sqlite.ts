@@ -15,6 +15,7 @@ import type {
   OffsetWriteResult,
 } from "./group-store.js";
 import { checkGroupPut, checkOffsetWrites, currentOffset, guardHolds } from "./group-store.js";
+import type { ApiKeyInfo, ApiKeyRecord, KeyStore } from "./key-store.js";
 import type {
   CommitRequest,
   CommitResult,
@@ -128,6 +129,20 @@ const migrations = [
      version INTEGER NOT NULL,
      PRIMARY KEY (topic_id, partition, producer_id)
    ) STRICT, WITHOUT ROWID;`,
+  // API keys (docs/rfcs/0005-auth-and-limits.md §3): the secret's SHA-256 digest, never the
+  // secret. `scopes` is a JSON array of strings; a rate limit has both of its columns or neither.
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     secret_hash BLOB NOT NULL,
+     scopes TEXT NOT NULL,
+     description TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     revoked_at INTEGER,
+     rate_per_second REAL,
+     rate_burst INTEGER,
+     CHECK ((rate_per_second IS NULL) = (rate_burst IS NULL))
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 /** SQLite primary result codes that describe the environment, not the request. */
@@ -157,9 +172,23 @@ const deletedTopicColumns = "id, name, partitions, deleted_at AS deletedAt";
 const groupColumns = "name, incarnation, version, fence, created_at AS createdAt, doc";
 const offsetColumns = `topic, partition, topic_id AS topicId, "offset" AS "offset", metadata,
   generation, member_id AS memberId, committed_at AS committedAt`;
+/** Every column but the digest, which only getKey reads. */
+const keyInfoColumns = `id, scopes, description, created_at AS createdAt, expires_at AS expiresAt,
+  revoked_at AS revokedAt, rate_per_second AS ratePerSecond, rate_burst AS rateBurst`;
 
 type GroupState = Pick<GroupRecord, "incarnation" | "version" | "fence">;
 type OffsetRow = CommittedOffset & { group: string; incarnation: string };
+
+/** An API key as stored, without its digest. */
+interface KeyInfoRow extends Omit<ApiKeyInfo, "scopes" | "rateLimit"> {
+  scopes: string;
+  ratePerSecond: number | null;
+  rateBurst: number | null;
+}
+
+interface KeyRow extends KeyInfoRow {
+  secretHash: Uint8Array;
+}
 
 interface TopicRow extends Omit<TopicMeta, "config"> {
   config: string;
@@ -210,7 +239,7 @@ export interface SqliteMetaStoreOptions {
  * its growing sleeps let a busy process starve the others). So after open, SQLite gives up
  * at once and the wait happens here, between event-loop turns, in short jittered pauses.
  */
-export class SqliteMetaStore implements MetaStore, GroupStore {
+export class SqliteMetaStore implements MetaStore, GroupStore, KeyStore {
   readonly maxOffsetsPerWrite = Infinity;
   readonly maxReplacedPerRoll = MAX_REPLACED_PER_ROLL;
   readonly maxRemovedPerAdvance = Infinity;
@@ -430,6 +459,21 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
         "DELETE FROM group_offsets WHERE group_name = ? AND incarnation <> ?",
       ),
       purgeAllOffsets: db.prepare<[string]>("DELETE FROM group_offsets WHERE group_name = ?"),
+      insertKey: db.prepare<[KeyRow]>(
+        `INSERT INTO api_keys (id, secret_hash, scopes, description, created_at, expires_at,
+           revoked_at, rate_per_second, rate_burst)
+         VALUES (@id, @secretHash, @scopes, @description, @createdAt, @expiresAt,
+           @revokedAt, @ratePerSecond, @rateBurst)
+         ON CONFLICT (id) DO NOTHING`,
+      ),
+      getKey: db.prepare<[string], KeyRow>(
+        `SELECT ${keyInfoColumns}, secret_hash AS secretHash FROM api_keys WHERE id = ?`,
+      ),
+      listKeys: db.prepare<[], KeyInfoRow>(`SELECT ${keyInfoColumns} FROM api_keys ORDER BY id`),
+      // The first revocation's time stays: a second one matches the row but keeps its value.
+      revokeKey: db.prepare<[number, string]>(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
+      ),
     };
     this.#statements = s;
 
@@ -779,6 +823,37 @@ export class SqliteMetaStore implements MetaStore, GroupStore {
     return this.#run("purgeOffsets", () => this.#purgeOffsets.immediate(group, keep));
   }
 
+  async putKey(record: ApiKeyRecord): Promise<void> {
+    const row: KeyRow = {
+      id: record.id,
+      secretHash: record.secretHash,
+      scopes: JSON.stringify(record.scopes),
+      description: record.description,
+      createdAt: record.createdAt,
+      expiresAt: record.expiresAt,
+      revokedAt: record.revokedAt,
+      ratePerSecond: record.rateLimit?.perSecond ?? null,
+      rateBurst: record.rateLimit?.burst ?? null,
+    };
+    const { changes } = await this.#run("putKey", () => this.#statements.insertKey.run(row));
+    if (changes === 0) throw new SluiceError("conflict", `API key ${record.id} already exists`);
+  }
+
+  async getKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const row = await this.#run("getKey", () => this.#statements.getKey.get(id));
+    // A plain Uint8Array, not the Buffer SQLite hands out, so that it compares like the others.
+    return row && { ...toKeyInfo(row), secretHash: new Uint8Array(row.secretHash) };
+  }
+
+  async listKeys(): Promise<ApiKeyInfo[]> {
+    return (await this.#run("listKeys", () => this.#statements.listKeys.all())).map(toKeyInfo);
+  }
+
+  async revokeKey(id: string, at: number): Promise<boolean> {
+    const { changes } = await this.#run("revokeKey", () => this.#statements.revokeKey.run(at, id));
+    return changes > 0;
+  }
+
   close(): Promise<void> {
     this.#db.close();
     return Promise.resolve();
@@ -820,6 +895,21 @@ function migrate(db: BetterSqlite3.Database): void {
 
 function toTopic(row: TopicRow): TopicMeta {
   return { ...row, config: JSON.parse(row.config) as TopicConfig };
+}
+
+function toKeyInfo(row: KeyInfoRow): ApiKeyInfo {
+  return {
+    id: row.id,
+    scopes: JSON.parse(row.scopes) as string[],
+    description: row.description,
+    createdAt: row.createdAt,
+    expiresAt: row.expiresAt,
+    revokedAt: row.revokedAt,
+    rateLimit:
+      row.ratePerSecond === null || row.rateBurst === null
+        ? null
+        : { perSecond: row.ratePerSecond, burst: row.rateBurst },
+  };
 }
 
 function toEntry({ footerPosition, footerLength, ...entry }: EntryRow): IndexEntry {

@@ -1,18 +1,34 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  GetSecretValueCommand,
+  ResourceNotFoundException,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { mockClient } from "aws-sdk-client-mock";
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
   Context,
   LambdaFunctionURLEventWithIAMAuthorizer,
 } from "aws-lambda";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+// Types only: importing the module runs its init, which beforeAll does once the env is set.
+import type * as HttpFunction from "../../functions/http.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { MIN_SECRET_BYTES, mintToken } from "../../src/auth/jwt.js";
+import { parseScope } from "../../src/auth/scopes.js";
+import { Secret } from "../../src/auth/secret.js";
+import { authConfigDefaults, serverConfigFromEnv, type AuthConfig } from "../../src/config.js";
 
 /**
  * The Lambda entry point, driven with the payload format 2.0 events that an API Gateway HTTP
  * API and a Lambda Function URL really send (shapes from the AWS documentation's samples), over
- * the embedded adapters in a fresh directory: no cloud, no network.
+ * the embedded adapters in a fresh directory: no cloud, no network. The function always
+ * requires credentials: requests carry an administrator's token signed with the shared secret
+ * (SLUICE_JWT_SECRET here; in the cloud, read from Secrets Manager, mocked below).
  */
 
 /**
@@ -26,9 +42,36 @@ type HttpHandler = (
 ) => Promise<APIGatewayProxyStructuredResultV2>;
 
 let handler: HttpHandler;
+let resolveJwtSecret: typeof HttpFunction.resolveJwtSecret;
 let dataDir: string;
 const savedEnv: Record<string, string | undefined> = {};
-const envKeys = ["SLUICE_DATA_DIR", "SLUICE_BUCKET", "SLUICE_TABLE"] as const;
+const envKeys = [
+  "SLUICE_DATA_DIR",
+  "SLUICE_BUCKET",
+  "SLUICE_TABLE",
+  "SLUICE_AUTH",
+  "SLUICE_JWT_SECRET",
+  "SLUICE_JWT_SECRET_ARN",
+  "SLUICE_JWT_JWKS_URL",
+  "LOG_LEVEL",
+] as const;
+const tokenSettings = {
+  issuer: authConfigDefaults.issuer,
+  audience: authConfigDefaults.audience,
+  maxTtlS: authConfigDefaults.maxTtlS,
+};
+/** The shared token secret the handler under test was started with. */
+const jwtSecret = randomBytes(32).toString("base64url");
+let adminToken: string;
+
+async function adminTokenFor(secret: string): Promise<string> {
+  const { token } = await mintToken(tokenSettings, new Secret(secret), {
+    subject: "lambda-test",
+    scopes: [parseScope("admin")!],
+    ttlS: 3600,
+  });
+  return token;
+}
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "sluice-lambda-"));
@@ -38,8 +81,15 @@ beforeAll(async () => {
   process.env.SLUICE_DATA_DIR = dataDir;
   delete process.env.SLUICE_BUCKET;
   delete process.env.SLUICE_TABLE;
+  // `off` would be ignored: the function requires credentials whatever the setting says.
+  process.env.SLUICE_AUTH = "off";
+  process.env.SLUICE_JWT_SECRET = jwtSecret;
+  delete process.env.SLUICE_JWT_SECRET_ARN;
+  delete process.env.SLUICE_JWT_JWKS_URL;
   const http = await import("../../functions/http.js");
   handler = http.handler as unknown as HttpHandler;
+  resolveJwtSecret = http.resolveJwtSecret;
+  adminToken = await adminTokenFor(jwtSecret);
 });
 
 afterAll(async () => {
@@ -58,6 +108,8 @@ interface RequestSpec {
   body?: unknown;
   /** Send the body base64-encoded with `isBase64Encoded: true`, as Lambda does for binary bodies. */
   base64?: boolean;
+  /** `Authorization: Bearer <token>`: an administrator's token by default, null for none. */
+  token?: string | null;
 }
 
 const accountId = "123456789012";
@@ -84,6 +136,8 @@ function common(spec: RequestSpec, host: string) {
     "x-forwarded-port": "443",
     "x-forwarded-proto": "https",
   };
+  const token = spec.token === undefined ? adminToken : spec.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
   if (text !== undefined) {
     headers["content-type"] = "application/json";
     headers["content-length"] = String(Buffer.byteLength(text));
@@ -206,16 +260,45 @@ describe.each(sources)("functions/http handler behind $source", ({ source, makeE
     const contentType = result.headers?.["content-type"];
     return {
       status: result.statusCode,
+      headers: result.headers ?? {},
       contentType: typeof contentType === "string" ? contentType : undefined,
       json: result.body ? JSON.parse(result.body) : undefined,
     };
   }
 
-  it("answers GET /healthz", async () => {
-    const res = await invoke({ method: "GET", path: "/healthz" });
+  it("answers GET /healthz without credentials", async () => {
+    const res = await invoke({ method: "GET", path: "/healthz", token: null });
     expect(res.status).toBe(200);
     expect(res.contentType).toMatch(/^application\/json\b/);
     expect(res.json).toEqual({ status: "ok" });
+  });
+
+  it("requires credentials even with SLUICE_AUTH=off: 401 unauthorized, WWW-Authenticate Bearer", async () => {
+    for (const spec of [
+      { method: "GET", path: "/v1/topics" },
+      { method: "POST", path: "/v1/topics", body: { name: `${topic}-anon`, partitions: 1 } },
+      { method: "GET", path: `/v1/topics/${topic}/partitions/0/records`, query: { offset: "0" } },
+    ]) {
+      const res = await invoke({ ...spec, token: null });
+      expect(res.status, `${spec.method} ${spec.path}`).toBe(401);
+      expect(res.contentType).toMatch(/^application\/json\b/);
+      expect(res.json.error.code).toBe("unauthorized");
+      expect(String(res.headers["www-authenticate"])).toMatch(/^Bearer\b/);
+    }
+    // Nothing was created on the way.
+    const list = await invoke({ method: "GET", path: "/v1/topics" });
+    expect(list.json.topics.map((t: { name: string }) => t.name)).not.toContain(`${topic}-anon`);
+  });
+
+  it("refuses a token signed with another secret: 401", async () => {
+    const res = await invoke({
+      method: "GET",
+      path: "/v1/topics",
+      token: await adminTokenFor(randomBytes(32).toString("base64url")),
+    });
+    expect(res.status).toBe(401);
+    expect(res.json.error.code).toBe("unauthorized");
+    expect(String(res.headers["www-authenticate"])).toMatch(/^Bearer\b/);
   });
 
   it("refuses to run maintenance in a request: 403 forbidden", async () => {
@@ -343,5 +426,197 @@ describe.each(sources)("functions/http handler behind $source", ({ source, makeE
     });
     expect(res.status).toBe(404);
     expect(res.json.error).toMatchObject({ code: "topic_not_found" });
+  });
+});
+
+describe("functions/http: the token signing secret from Secrets Manager", () => {
+  const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:SluiceJwtSecret-AbCdEf";
+  /** A value the stack would generate: 64 letters and digits. */
+  const cloudSecret = randomBytes(48).toString("base64url").replace(/[-_]/g, "x").slice(0, 64);
+  let secretsMock: ReturnType<typeof mockClient>;
+
+  const authWith = (env: Record<string, string>): AuthConfig =>
+    serverConfigFromEnv({ HOST: "127.0.0.1", ...env }).auth;
+
+  beforeAll(() => {
+    secretsMock = mockClient(SecretsManagerClient);
+  });
+  afterEach(() => {
+    secretsMock.reset();
+  });
+  afterAll(() => {
+    secretsMock.restore();
+  });
+
+  describe("resolveJwtSecret", () => {
+    it("leaves the settings alone, and sends nothing, without an ARN", async () => {
+      const auth = authWith({ SLUICE_JWT_SECRET: jwtSecret });
+      expect(await resolveJwtSecret(auth)).toBe(auth);
+      expect(secretsMock.calls()).toHaveLength(0);
+    });
+
+    it("reads the secret by its ARN, once, and holds it as a Secret", async () => {
+      secretsMock.on(GetSecretValueCommand, { SecretId: arn }).resolves({
+        ARN: arn,
+        Name: "SluiceJwtSecret",
+        SecretString: cloudSecret,
+      });
+      const auth = authWith({ SLUICE_JWT_SECRET_ARN: arn });
+      expect(auth.jwt.secret).toBeUndefined();
+      const resolved = await resolveJwtSecret(auth, new SecretsManagerClient({}));
+      const calls = secretsMock.commandCalls(GetSecretValueCommand);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]!.args[0].input).toEqual({ SecretId: arn });
+      expect(resolved.jwt.secret).toBeInstanceOf(Secret);
+      expect(resolved.jwt.secret!.reveal()).toBe(cloudSecret);
+      // Everything else as configured.
+      expect({ ...resolved, jwt: { ...resolved.jwt, secret: undefined } }).toEqual(auth);
+      // Printed or serialized by accident, it stays hidden.
+      expect(JSON.stringify(resolved)).not.toContain(cloudSecret);
+      expect(String(resolved.jwt.secret)).toBe("[redacted]");
+    });
+
+    it.each([
+      { case: "too short", output: { SecretString: cloudSecret.slice(0, MIN_SECRET_BYTES - 1) } },
+      { case: "empty", output: { SecretString: "" } },
+      { case: "binary only", output: { SecretBinary: new TextEncoder().encode(cloudSecret) } },
+    ])("refuses a secret that is $case, without echoing it", async ({ output }) => {
+      secretsMock.on(GetSecretValueCommand).resolves(output);
+      const failure = resolveJwtSecret(authWith({ SLUICE_JWT_SECRET_ARN: arn }));
+      await expect(failure).rejects.toThrow(
+        `the token signing secret ${arn} must be a SecretString of at least ${MIN_SECRET_BYTES} bytes`,
+      );
+      const err = await failure.then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(`${err?.message} ${String(err?.stack)}`).not.toContain(cloudSecret.slice(0, 16));
+    });
+
+    it("fails when the secret cannot be read, keeping the SDK's error as the cause", async () => {
+      const notFound = new ResourceNotFoundException({
+        message: "Secrets Manager can't find the specified secret.",
+        $metadata: {},
+      });
+      secretsMock.on(GetSecretValueCommand).rejects(notFound);
+      const failure = resolveJwtSecret(authWith({ SLUICE_JWT_SECRET_ARN: arn }));
+      await expect(failure).rejects.toThrow(
+        `cannot read the token signing secret ${arn} from Secrets Manager`,
+      );
+      expect(await failure.catch((e: unknown) => (e as Error).cause)).toBe(notFound);
+    });
+
+    it("refuses two sources for the one secret", async () => {
+      const auth = authWith({ SLUICE_JWT_SECRET: jwtSecret, SLUICE_JWT_SECRET_ARN: arn });
+      await expect(resolveJwtSecret(auth)).rejects.toThrow(/not both/);
+      expect(secretsMock.calls()).toHaveLength(0);
+    });
+  });
+
+  /**
+   * The function as the stack configures it: SLUICE_JWT_SECRET_ARN, no secret value in the
+   * environment. Each case loads a fresh copy of the module (and of the logger, at the most
+   * verbose level, its output captured) over its own directory.
+   */
+  describe("at init", () => {
+    const dirs: string[] = [];
+    afterAll(async () => {
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    });
+
+    async function init(): Promise<{
+      module: Promise<typeof HttpFunction>;
+      lines: string[];
+    }> {
+      const dir = await mkdtemp(join(tmpdir(), "sluice-lambda-secret-"));
+      dirs.push(dir);
+      process.env.SLUICE_DATA_DIR = dir;
+      process.env.SLUICE_JWT_SECRET_ARN = arn;
+      delete process.env.SLUICE_JWT_SECRET;
+      process.env.LOG_LEVEL = "trace";
+      vi.resetModules();
+      // The copy of the logger that the fresh module will import: every line it writes, from
+      // it or its children, goes through its destination, which records instead of printing.
+      const { logger } = await import("../../src/logger.js");
+      const lines: string[] = [];
+      const destination = (logger as unknown as Record<symbol, { write(line: string): boolean }>)[
+        pino.symbols.streamSym
+      ]!;
+      vi.spyOn(destination, "write").mockImplementation((line: string) => {
+        lines.push(line);
+        return true;
+      });
+      return { module: import("../../functions/http.js"), lines };
+    }
+
+    afterEach(() => {
+      process.env.SLUICE_DATA_DIR = dataDir;
+      process.env.SLUICE_JWT_SECRET = jwtSecret;
+      delete process.env.SLUICE_JWT_SECRET_ARN;
+      if (savedEnv.LOG_LEVEL === undefined) delete process.env.LOG_LEVEL;
+      else process.env.LOG_LEVEL = savedEnv.LOG_LEVEL;
+      vi.restoreAllMocks();
+    });
+
+    it("verifies tokens signed with the secret read by ARN, mints with it, and logs none of it", async () => {
+      secretsMock
+        .on(GetSecretValueCommand, { SecretId: arn })
+        .resolves({ SecretString: cloudSecret });
+      const { module, lines } = await init();
+      const fresh = (await module).handler as unknown as HttpHandler;
+      expect(secretsMock.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+      const call = async (spec: RequestSpec) => {
+        const result = await fresh(functionUrlEvent(spec), lambdaContext());
+        return { status: result.statusCode, json: JSON.parse(result.body ?? "null") };
+      };
+
+      const admin = await adminTokenFor(cloudSecret);
+      const created = await call({
+        method: "POST",
+        path: "/v1/topics",
+        body: { name: "secret-by-arn", partitions: 1 },
+        token: admin,
+      });
+      expect(created.status).toBe(201);
+      // Not the secret the environment used to hold, nor none at all.
+      for (const token of [adminToken, null]) {
+        const refused = await call({ method: "GET", path: "/v1/topics", token });
+        expect(refused.status).toBe(401);
+        expect(refused.json.error.code).toBe("unauthorized");
+      }
+
+      // The function signs with the same secret: its token works for what it allows.
+      const minted = await call({
+        method: "POST",
+        path: "/v1/auth/tokens",
+        body: { scopes: ["produce:topic:secret-by-arn"], ttlSeconds: 60 },
+        token: admin,
+      });
+      expect(minted.status).toBe(201);
+      const produced = await call({
+        method: "POST",
+        path: "/v1/topics/secret-by-arn/records",
+        body: { records: [{ value: "hello" }] },
+        token: minted.json.token,
+      });
+      expect(produced.status).toBe(200);
+
+      expect(lines.length).toBeGreaterThan(0);
+      for (const line of lines) expect(line).not.toContain(cloudSecret);
+      expect(JSON.stringify([created, minted, produced])).not.toContain(cloudSecret);
+    });
+
+    it("fails init on a secret too short to sign with, echoing it nowhere", async () => {
+      const short = cloudSecret.slice(0, MIN_SECRET_BYTES - 1);
+      secretsMock.on(GetSecretValueCommand).resolves({ SecretString: short });
+      const { module, lines } = await init();
+      const err = await module.then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err?.message).toMatch(/must be a SecretString of at least 32 bytes/);
+      expect(`${err?.message} ${String(err?.stack)}`).not.toContain(short);
+      for (const line of lines) expect(line).not.toContain(short);
+    });
   });
 });

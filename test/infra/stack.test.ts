@@ -16,6 +16,7 @@ import {
   httpBucketActions,
   httpLogActions,
   httpObjectActions,
+  httpSecretActions,
   httpTableActions,
   maintenanceBucketActions,
   maintenanceLogActions,
@@ -238,6 +239,60 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
     });
   });
 
+  describe("token signing secret", () => {
+    it("is generated (64 letters and digits), encrypted with aws/secretsmanager, and retained", () => {
+      s.template.resourceCountIs("AWS::SecretsManager::Secret", 1);
+      s.template.hasResource("AWS::SecretsManager::Secret", {
+        DeletionPolicy: "Retain",
+        UpdateReplacePolicy: "Retain",
+        Properties: {
+          GenerateSecretString: Match.exact({
+            PasswordLength: 64,
+            ExcludePunctuation: true,
+            IncludeSpace: false,
+          }),
+          // No customer managed key: the AWS managed key needs no kms:Decrypt grant.
+          KmsKeyId: Match.absent(),
+          SecretString: Match.absent(),
+        },
+      });
+      // Nobody but the HTTP role is granted anything on it, and it has no resource policy.
+      s.template.resourceCountIs("AWS::SecretsManager::ResourcePolicy", 0);
+      s.template.resourceCountIs("AWS::SecretsManager::RotationSchedule", 0);
+    });
+
+    it("is output by ARN, for operators who sign tokens", () => {
+      s.template.hasOutput("JwtSecretArn", { Value: { Ref: logicalId(s, s.stack.jwtSecret) } });
+    });
+
+    it("is readable by the HTTP role alone, with exactly one statement", () => {
+      const secretRef = { Ref: logicalId(s, s.stack.jwtSecret) };
+      const statementsOf = (role: IConstruct) =>
+        roleStatements(s.template, logicalId(s, role)).filter((st) =>
+          asList(st.Action).some((a) => a.startsWith("secretsmanager:")),
+        );
+      expect(statementsOf(s.stack.httpFunction.role!)).toEqual([
+        {
+          Sid: "TokenSigningSecret",
+          Effect: "Allow",
+          Action: "secretsmanager:GetSecretValue",
+          Resource: secretRef,
+        },
+      ]);
+      expect(statementsOf(s.stack.maintenanceFunction.role!)).toEqual([]);
+      // No other policy in the stack names the secret or any secretsmanager or kms action.
+      const policies = Object.values(s.template.findResources("AWS::IAM::Policy"));
+      const all = policies.flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+      const onSecret = all.filter(
+        (st) =>
+          JSON.stringify(st.Resource).includes(logicalId(s, s.stack.jwtSecret)) ||
+          asList(st.Action).some((a) => /^(secretsmanager|kms):/.test(a)),
+      );
+      expect(onSecret).toHaveLength(1);
+      expect(httpSecretActions).toEqual(["secretsmanager:GetSecretValue"]);
+    });
+  });
+
   describe("HTTP function", () => {
     it("runs on Node.js 22, arm64, 1 GB, 60 s, with exactly the expected environment", () => {
       // The HTTP function and the maintenance function; nothing else (no custom resources).
@@ -257,12 +312,35 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
             SLUICE_MAX_WAIT_MS: "20000",
             SLUICE_MAX_REQUEST_BYTES: "6000000",
             SLUICE_MAX_FETCH_BYTES: "4000000",
+            SLUICE_AUTH: "required",
+            // The secret's ARN (Ref of a secret is its ARN), never its value.
+            SLUICE_JWT_SECRET_ARN: { Ref: logicalId(s, s.stack.jwtSecret) },
             NODE_OPTIONS: "--enable-source-maps",
             LOG_LEVEL: "info",
           }),
         },
       });
       s.template.hasResourceProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
+    });
+
+    it("reads the token secret by ARN: its value is in no environment and nowhere in the template", () => {
+      const functions = Object.values(s.template.findResources("AWS::Lambda::Function"));
+      for (const fn of functions) {
+        const env = (fn.Properties.Environment?.Variables ?? {}) as Record<string, unknown>;
+        expect(env).not.toHaveProperty("SLUICE_JWT_SECRET");
+      }
+      // A dynamic reference or a SecretString anywhere would put the value in the
+      // deployed configuration (Lambda's environment is readable with lambda:GetFunction).
+      const text = JSON.stringify(s.template.toJSON());
+      expect(text).not.toMatch(/resolve:secretsmanager/);
+      expect(text).not.toMatch(/"SecretString"/);
+      const maintenance =
+        s.template.findResources("AWS::Lambda::Function")[
+          logicalId(s, s.stack.maintenanceFunction)
+        ];
+      expect(JSON.stringify(maintenance?.Properties.Environment)).not.toContain(
+        logicalId(s, s.stack.jwtSecret),
+      );
     });
 
     it("has a role with exactly the actions the HTTP path needs, on exactly its resources", () => {
@@ -293,6 +371,8 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
           "dynamodb:UpdateItem",
         ],
         [key(s.stack.logGroup.logGroupArn)]: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        // The one secret, by its own ARN: no wildcard, no other secret.
+        [key(s.stack.jwtSecret.secretArn)]: ["secretsmanager:GetSecretValue"],
       });
 
       const all = Object.values(actual).flat();
@@ -326,9 +406,16 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         CreateTableCommand: null,
         DescribeTableCommand: null,
       };
+      // The function reads its token signing secret itself, once, at init.
+      const secretsCommands: Record<string, string | null> = {
+        GetSecretValueCommand: "secretsmanager:GetSecretValue",
+      };
       const scan = (file: string, known: Record<string, string | null>) => {
         const source = readFileSync(join(repoRoot, file), "utf8");
-        const commands = new Set([...source.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]!));
+        // `new XCommand(` or, from a module imported on demand, `new sdk.XCommand(`.
+        const commands = new Set(
+          [...source.matchAll(/new (?:[\w$]+\.)?(\w+Command)\(/g)].map((m) => m[1]!),
+        );
         expect([...commands].filter((c) => !(c in known))).toEqual([]);
         const actions = [...commands].map((c) => known[c]).filter((a) => typeof a === "string");
         return { source, commands, actions };
@@ -343,6 +430,9 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
         }
       }
       expect([...needed].sort()).toEqual([...httpObjectActions, ...httpTableActions].sort());
+      const secrets = scan("functions/http.ts", secretsCommands);
+      expect(secrets.commands).toEqual(new Set(["GetSecretValueCommand"]));
+      expect(secrets.actions).toEqual([...httpSecretActions]);
       // ListBucket is granted on purpose (404 rather than 403 for a missing key), and the
       // log actions are the runtime's, not the adapters'.
       expect(httpBucketActions).toEqual(["s3:ListBucket"]);
@@ -488,6 +578,10 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
       for (const action of ["dynamodb:Scan", "s3:DeleteBucket", "dynamodb:DeleteTable"]) {
         expect(all).not.toContain(action);
       }
+      // The token signing secret is the HTTP function's alone.
+      expect(all.filter((a) => a.startsWith("secretsmanager:") || a.startsWith("kms:"))).toEqual(
+        [],
+      );
       expect(maintenanceObjectActions).toEqual(["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]);
       expect(maintenanceBucketActions).toEqual(["s3:ListBucket"]);
       expect(maintenanceTableActions).toEqual([
@@ -547,53 +641,76 @@ describe("SluiceStack, default props, with both functions bundled for real", () 
       },
     );
 
+    /**
+     * Imports the bundle in a directory without node_modules, as Lambda does, with only what
+     * Lambda would set: the cloud path, a region, credentials; no network at init.
+     */
+    const initBundle = (fn: NodejsFunction, env: Record<string, string> = {}) => {
+      const dir = mkdtempSync(join(tmpdir(), "sluice-lambda-task-"));
+      outdirs.push(dir);
+      copyFileSync(join(bundleDir(fn), "index.mjs"), join(dir, "index.mjs"));
+      copyFileSync(join(bundleDir(fn), "index.mjs.map"), join(dir, "index.mjs.map"));
+      const url = pathToFileURL(join(dir, "index.mjs")).href;
+      return new Promise<{ code: number | null; stdout: string; stderr: string }>(
+        (resolve, reject) => {
+          const child = execFile(
+            process.execPath,
+            [
+              "--input-type=module",
+              "-e",
+              `const m = await import(${JSON.stringify(url)}); console.log(typeof m.handler);`,
+            ],
+            {
+              cwd: dir,
+              encoding: "utf8",
+              timeout: 30_000,
+              env: {
+                PATH: process.env.PATH,
+                SLUICE_BUCKET: "dummy-bucket",
+                SLUICE_TABLE: "dummy-table",
+                AWS_REGION: "us-east-1",
+                AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+                AWS_SECRET_ACCESS_KEY: "dummy",
+                LOG_LEVEL: "silent",
+                NODE_OPTIONS: "--enable-source-maps",
+                ...env,
+              },
+            },
+            (_err, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
+          );
+          child.on("error", reject);
+        },
+      );
+    };
+
     // Regression: a static import of better-sqlite3 was hoisted to the top of the ES module
     // bundle, so the Lambda, which has no node_modules, failed at init with ERR_MODULE_NOT_FOUND.
     // Each check starts a Node process: the two run side by side.
     it.concurrent.for(functions)(
       "$name: initializes the cloud path in a directory without node_modules, as Lambda does",
       async (f, { expect }) => {
-        const dir = mkdtempSync(join(tmpdir(), "sluice-lambda-task-"));
-        outdirs.push(dir);
-        copyFileSync(join(bundleDir(f.fn()), "index.mjs"), join(dir, "index.mjs"));
-        copyFileSync(join(bundleDir(f.fn()), "index.mjs.map"), join(dir, "index.mjs.map"));
-        const url = pathToFileURL(join(dir, "index.mjs")).href;
-        const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-          (resolve, reject) => {
-            const child = execFile(
-              process.execPath,
-              [
-                "--input-type=module",
-                "-e",
-                `const m = await import(${JSON.stringify(url)}); console.log(typeof m.handler);`,
-              ],
-              {
-                cwd: dir,
-                encoding: "utf8",
-                timeout: 30_000,
-                // Only what Lambda would set: the cloud path, a region, credentials; no network
-                // at init.
-                env: {
-                  PATH: process.env.PATH,
-                  SLUICE_BUCKET: "dummy-bucket",
-                  SLUICE_TABLE: "dummy-table",
-                  AWS_REGION: "us-east-1",
-                  AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-                  AWS_SECRET_ACCESS_KEY: "dummy",
-                  LOG_LEVEL: "silent",
-                  NODE_OPTIONS: "--enable-source-maps",
-                },
-              },
-              (_err, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
-            );
-            child.on("error", reject);
-          },
-        );
+        const result = await initBundle(f.fn());
         expect(result.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND/);
         expect(result.code).toBe(0);
         expect(result.stdout.trim()).toBe("function");
       },
     );
+
+    // The Secrets Manager client is imported on demand: it must be in the bundle all the same,
+    // and a secret that cannot be read must stop the instance at init, not serve without it.
+    it("HTTP: with a secret ARN, reads it at init with the bundled client, and fails closed", async () => {
+      const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:SluiceJwtSecret-AbCdEf";
+      const result = await initBundle(s.stack.httpFunction, {
+        SLUICE_JWT_SECRET_ARN: arn,
+        // Nothing listens there: the read fails at once.
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: "http://127.0.0.1:9",
+        AWS_MAX_ATTEMPTS: "1",
+      });
+      expect(result.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);
+      expect(result.stderr).toContain(`cannot read the token signing secret ${arn}`);
+      expect(result.code).not.toBe(0);
+      expect(result.stdout.trim()).toBe("");
+    });
   });
 });
 
@@ -627,7 +744,13 @@ describe("SluiceStack with publicUrl: true", () => {
         .flatMap((st) => asList(st.Action))
         .sort();
     expect(actionsOf(s.stack.httpFunction.role!)).toEqual(
-      [...httpObjectActions, ...httpBucketActions, ...httpTableActions, ...httpLogActions].sort(),
+      [
+        ...httpObjectActions,
+        ...httpBucketActions,
+        ...httpTableActions,
+        ...httpLogActions,
+        ...httpSecretActions,
+      ].sort(),
     );
     expect(actionsOf(s.stack.maintenanceFunction.role!)).toEqual(
       [

@@ -1,17 +1,20 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import {
   type DynamoDBClient,
   GetItemCommand,
   QueryCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
+import { ulid } from "ulid";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { isSluiceError } from "../../src/errors.js";
 import { topicConfigDefaults } from "../../src/config.js";
 import { DynamoMetaStore, ensureTable } from "../../src/meta/dynamodb.js";
 import type { CommittedOffset, GroupRecord } from "../../src/meta/group-store.js";
+import type { ApiKeyRecord } from "../../src/meta/key-store.js";
 import type { IndexEntry, Intent, TopicMeta } from "../../src/meta/meta-store.js";
 import { groupStoreContract } from "../contract/group-store.case.js";
+import { keyStoreContract } from "../contract/key-store.case.js";
 import { metaStoreContract } from "../contract/meta-store.case.js";
 import {
   type DynamoEndpoint,
@@ -43,6 +46,12 @@ metaStoreContract("dynamodb", () =>
 
 // The same table as the topics: groups share the catalog partition with them.
 groupStoreContract("dynamodb", () => {
+  const store = new DynamoMetaStore({ table, client });
+  return Promise.resolve({ store, cleanup: () => store.close() });
+});
+
+// The same table again: keys are listed through the catalog partition too.
+keyStoreContract("dynamodb", () => {
   const store = new DynamoMetaStore({ table, client });
   return Promise.resolve({ store, cleanup: () => store.close() });
 });
@@ -299,6 +308,98 @@ describe("DynamoMetaStore groups", () => {
     expect(await store.purgeOffsets(old.name, current.incarnation)).toBe(values.length);
     expect(await store.getOffsets(old.name, old.incarnation)).toEqual([]);
     expect(await store.getGroup(old.name)).toEqual(current);
+    await store.close();
+  });
+});
+
+describe("DynamoMetaStore keys", () => {
+  const raw = async (pk: string, sk: string) =>
+    (
+      await client.send(
+        new GetItemCommand({
+          TableName: table,
+          Key: { pk: { S: pk }, sk: { S: sk } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item;
+
+  const key = (overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
+    id: ulid(),
+    secretHash: new Uint8Array(randomBytes(32)),
+    scopes: ["produce:orders"],
+    description: "checkout",
+    createdAt: 1_700_000_000_000,
+    expiresAt: null,
+    revokedAt: null,
+    rateLimit: null,
+    ...overrides,
+  });
+
+  it("keeps the documented single-table layout, with the digest in the key item alone", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const bare = key();
+    const full = key({ expiresAt: 1_800_000_000_000, rateLimit: { perSecond: 2.5, burst: 10 } });
+    await store.putKey(bare);
+    await store.putKey(full);
+
+    // Nulls are absent attributes: a NULL revokedAt would defeat if_not_exists.
+    const common = {
+      id: { S: bare.id },
+      scopes: { L: [{ S: "produce:orders" }] },
+      description: { S: "checkout" },
+      createdAt: { N: "1700000000000" },
+    };
+    expect(await raw(`key#${bare.id}`, "meta")).toEqual({
+      pk: { S: `key#${bare.id}` },
+      sk: { S: "meta" },
+      ...common,
+      secretHash: { B: bare.secretHash },
+    });
+    expect(await raw("catalog", `key#${bare.id}`)).toEqual({
+      pk: { S: "catalog" },
+      sk: { S: `key#${bare.id}` },
+      ...common,
+    });
+    const fullCatalog = await raw("catalog", `key#${full.id}`);
+    expect(fullCatalog).toMatchObject({
+      expiresAt: { N: "1800000000000" },
+      rateLimit: { M: { perSecond: { N: "2.5" }, burst: { N: "10" } } },
+    });
+    expect(fullCatalog).not.toHaveProperty("secretHash");
+    expect(fullCatalog).not.toHaveProperty("revokedAt");
+
+    // A revocation marks both items.
+    expect(await store.revokeKey(full.id, 1_700_000_000_500)).toBe(true);
+    expect((await raw(`key#${full.id}`, "meta"))?.revokedAt).toEqual({ N: "1700000000500" });
+    expect((await raw("catalog", `key#${full.id}`))?.revokedAt).toEqual({ N: "1700000000500" });
+
+    // An unknown key's revocation writes no item of either kind.
+    const unknown = ulid();
+    expect(await store.revokeKey(unknown, 1)).toBe(false);
+    expect(await raw(`key#${unknown}`, "meta")).toBeUndefined();
+    expect(await raw("catalog", `key#${unknown}`)).toBeUndefined();
+
+    // The catalog holds topics, groups and keys; each list sees its own.
+    const t = topic();
+    await store.createTopic(t);
+    expect((await store.listKeys()).map((k) => k.id)).not.toContain(t.name);
+    expect((await store.listTopics()).map((x) => x.name)).not.toContain(bare.id);
+    expect((await store.listGroups()).map((x) => x.name)).not.toContain(bare.id);
+    await store.close();
+  });
+
+  it("takes a resend of its own put, whose answer was lost, as the success it was", async () => {
+    const store = new DynamoMetaStore({ table, client });
+    const k = key();
+    await store.putKey(k);
+    // DynamoDB matches a resend to its first attempt by ClientRequestToken for ten minutes
+    // only; after that the put finds its own digest and must not report a conflict.
+    await store.putKey({ ...k, secretHash: new Uint8Array(k.secretHash) });
+    await expect(store.putKey({ ...k, secretHash: new Uint8Array(32) })).rejects.toSatisfy((err) =>
+      isSluiceError(err, "conflict"),
+    );
+    expect(await store.getKey(k.id)).toEqual(k);
     await store.close();
   });
 });

@@ -145,7 +145,7 @@ describe("SqliteMetaStore groups", () => {
     await store.close();
 
     const raw = new Database(path, { readonly: true });
-    expect(raw.pragma("user_version", { simple: true })).toBe(4);
+    expect(raw.pragma("user_version", { simple: true })).toBe(5);
     raw.close();
 
     // Opening again migrates nothing and keeps the groups.

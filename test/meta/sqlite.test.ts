@@ -11,6 +11,7 @@ import { topicConfigDefaults } from "../../src/config.js";
 import { isSluiceError } from "../../src/errors.js";
 import type { IndexEntry, TopicMeta } from "../../src/meta/meta-store.js";
 import { SqliteMetaStore } from "../../src/meta/sqlite.js";
+import { keyStoreContract } from "../contract/key-store.case.js";
 import { metaStoreContract } from "../contract/meta-store.case.js";
 
 const committerScript = fileURLToPath(new URL("./fixtures/sqlite-committer.ts", import.meta.url));
@@ -21,6 +22,18 @@ metaStoreContract("sqlite", async () => {
     // A missing parent directory is part of what open() must handle.
     store: SqliteMetaStore.open(join(dir, "meta", "sluice.db")),
     cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+keyStoreContract("sqlite", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sluice-keys-"));
+  const store = SqliteMetaStore.open(join(dir, "sluice.db"));
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 });
 
@@ -121,7 +134,7 @@ describe("SqliteMetaStore", () => {
     await reopened.close();
   });
 
-  it("upgrades a version-2 file in place, keeping its topics and index, to version 4", async () => {
+  it("upgrades a version-2 file in place, keeping its topics and index, to version 5", async () => {
     const t = topic();
     const store = SqliteMetaStore.open(path);
     await store.createTopic(t);
@@ -135,7 +148,8 @@ describe("SqliteMetaStore", () => {
     await store.close();
     // Take the file back to the schema before migration 3.
     const raw = new Database(path);
-    raw.exec(`DROP TABLE producers;
+    raw.exec(`DROP TABLE api_keys;
+      DROP TABLE producers;
       DROP TABLE intents;
       DROP TABLE deleted_topics;
       ALTER TABLE segments DROP COLUMN footer_position;
@@ -175,9 +189,23 @@ describe("SqliteMetaStore", () => {
     });
     expect(committed.committed).toBe(true);
     expect(await upgraded.getProducers(t.id, 0, ["p"])).toEqual(new Map([["p", producer]]));
+    // Migration 5: API keys.
+    const key = {
+      id: "01KEY",
+      secretHash: new Uint8Array(32).fill(7),
+      scopes: ["admin"],
+      description: "",
+      createdAt: 1,
+      expiresAt: null,
+      revokedAt: null,
+      rateLimit: { perSecond: 0.5, burst: 2 },
+    };
+    await upgraded.putKey(key);
+    expect(await upgraded.revokeKey(key.id, 3)).toBe(true);
+    expect(await upgraded.getKey(key.id)).toEqual({ ...key, revokedAt: 3 });
     await upgraded.close();
     const check = new Database(path);
-    expect(check.pragma("user_version", { simple: true })).toBe(4);
+    expect(check.pragma("user_version", { simple: true })).toBe(5);
     check.close();
   });
 

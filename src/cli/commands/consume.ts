@@ -1,6 +1,7 @@
 import {
   CliError,
   UsageError,
+  commonOptionsText,
   defineCommand,
   drained,
   integer,
@@ -28,7 +29,7 @@ export const consumeUsage = `usage:
       --print-key     prefix each value with its key and a tab
       --print-offset  prefix each value with PARTITION:OFFSET and a tab
 
-Options: --url URL (default $SLUICE_URL or http://127.0.0.1:8080), --json (machine output).`;
+${commonOptionsText}`;
 
 /** How long a fetch or a tail waits for records on the server while following. */
 const FOLLOW_WAIT_MS = 5_000;

@@ -1,5 +1,13 @@
 import type { ResetBody } from "../../client/index.js";
-import { UsageError, defineCommand, integer, isoTime, line, type Command } from "../context.js";
+import {
+  UsageError,
+  commonOptionsText,
+  defineCommand,
+  integer,
+  isoTime,
+  line,
+  type Command,
+} from "../context.js";
 import { isoText, plural, table, writeJson } from "../format.js";
 
 export const groupsUsage = `usage:
@@ -13,7 +21,7 @@ export const groupsUsage = `usage:
       offsets for, or of one topic or some of its partitions). --dry-run only shows the plan.
   sluice groups delete GROUP
 
-Options: --url URL (default $SLUICE_URL or http://127.0.0.1:8080), --json (machine output).`;
+${commonOptionsText}`;
 
 export const groupsCommands: Record<string, Command> = {
   list: defineCommand({

@@ -1,5 +1,13 @@
 import { createInterface } from "node:readline";
-import { CliError, defineCommand, drained, integer, line, type Command } from "../context.js";
+import {
+  CliError,
+  commonOptionsText,
+  defineCommand,
+  drained,
+  integer,
+  line,
+  type Command,
+} from "../context.js";
 import { plural, writeJson } from "../format.js";
 
 export const produceUsage = `usage:
@@ -11,7 +19,7 @@ export const produceUsage = `usage:
       Prints PARTITION:OFFSET per record once it is durable (--json: one array at the end),
       and "produced N records" on stderr.
 
-Options: --url URL (default $SLUICE_URL or http://127.0.0.1:8080), --json (machine output).`;
+${commonOptionsText}`;
 
 /** Records sent but not yet acknowledged, at most: bounds memory when stdin is large. */
 const MAX_IN_FLIGHT = 1000;

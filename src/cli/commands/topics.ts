@@ -1,4 +1,11 @@
-import { UsageError, defineCommand, integer, line, type Command } from "../context.js";
+import {
+  UsageError,
+  commonOptionsText,
+  defineCommand,
+  integer,
+  line,
+  type Command,
+} from "../context.js";
 import { isoText, plural, table, writeJson } from "../format.js";
 
 export const topicsUsage = `usage:
@@ -10,7 +17,7 @@ export const topicsUsage = `usage:
       Prints the partitions: PARTITION LOG-START-OFFSET LOG-END-OFFSET SEGMENTS.
   sluice topics delete NAME
 
-Options: --url URL (default $SLUICE_URL or http://127.0.0.1:8080), --json (machine output).`;
+${commonOptionsText}`;
 
 export const topicsCommands: Record<string, Command> = {
   create: defineCommand({
