@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from "node:crypto";
 import {
   SignJWT,
   createRemoteJWKSet,
@@ -33,24 +34,45 @@ export interface JwtConfig {
 /** Clocks of the signer and of this process may differ by this much. */
 export const CLOCK_TOLERANCE_S = 30;
 export const MIN_SECRET_BYTES = 32;
+/** The most verified tokens remembered; the oldest is forgotten first. */
+const MAX_VERIFIED_TOKENS = 10_000;
 const SHARED_SECRET_ALGORITHMS = ["HS256"];
 const JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
 
 export class JwtVerifier {
   readonly #config: JwtConfig;
-  readonly #secretKey: Uint8Array | undefined;
+  readonly #secretKey: KeyObject | undefined;
   readonly #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   readonly #now: () => number;
+  /**
+   * Tokens already verified, until they expire: a client sends the same token on every request,
+   * and a signature check costs far more than the rest of a small request. Nothing about a valid
+   * token can change before its exp (tokens are not revocable), so the answer is reused.
+   */
+  readonly #verified = new Map<string, Principal>();
 
   constructor(config: JwtConfig, now: () => number = Date.now) {
     this.#config = config;
     this.#now = now;
-    this.#secretKey = config.secret && new TextEncoder().encode(config.secret.reveal());
+    // Imported once: jose would otherwise import a raw secret as a key on every verification.
+    this.#secretKey = config.secret && createSecretKey(Buffer.from(config.secret.reveal(), "utf8"));
     this.#jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
   }
 
   async verify(token: Secret): Promise<Principal> {
     const jwt = token.reveal();
+    const cached = this.#verified.get(jwt);
+    if (cached && cached.expiresAt! + CLOCK_TOLERANCE_S * 1000 > this.#now()) return cached;
+    this.#verified.delete(jwt);
+    const principal = await this.#verify(jwt);
+    this.#verified.set(jwt, principal);
+    if (this.#verified.size > MAX_VERIFIED_TOKENS) {
+      this.#verified.delete(this.#verified.keys().next().value as string);
+    }
+    return principal;
+  }
+
+  async #verify(jwt: string): Promise<Principal> {
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(jwt).alg;
