@@ -70,8 +70,18 @@ const GroupDocSchema = z.object({
   ),
 });
 
+/**
+ * A map keyed by names that come from callers (topics, member ids): without a prototype, so
+ * `__proto__`, `constructor` or `toString` are keys like any other, never Object's members.
+ */
+export function dict<T>(entries: Iterable<readonly [string, T]> = []): Record<string, T> {
+  const map = Object.create(null) as Record<string, T>;
+  for (const [key, value] of entries) map[key] = value;
+  return map;
+}
+
 export function emptyGroupDoc(resetPolicy: ResetPolicy): GroupDoc {
-  return { generation: 0, resetPolicy, topics: {}, members: {} };
+  return { generation: 0, resetPolicy, topics: dict(), members: dict() };
 }
 
 /**
@@ -89,7 +99,23 @@ export function parseGroupDoc(json: string): GroupDoc {
   if (!parsed.success) {
     throw new SluiceError("corrupt_data", `group document is malformed: ${parsed.error.message}`);
   }
-  return parsed.data;
+  // Built from JSON.parse's own properties, not zod's copy, which would lose a `__proto__` key.
+  const raw = value as GroupDoc;
+  return {
+    ...parsed.data,
+    topics: dict(Object.entries(raw.topics)),
+    members: dict(Object.entries(raw.members)),
+  };
+}
+
+/** A deep copy that keeps the maps prototype-free (structuredClone would give them Object's). */
+export function cloneGroupDoc(doc: GroupDoc): GroupDoc {
+  return {
+    generation: doc.generation,
+    resetPolicy: doc.resetPolicy,
+    topics: dict(Object.entries(doc.topics).map(([t, s]) => [t, { ...s }] as const)),
+    members: dict(Object.entries(doc.members).map(([id, m]) => [id, structuredClone(m)] as const)),
+  };
 }
 
 export function serializeGroupDoc(doc: GroupDoc): string {

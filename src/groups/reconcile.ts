@@ -1,6 +1,8 @@
 import { assign } from "./assign.js";
 import {
+  cloneGroupDoc,
   comparePartitions,
+  dict,
   heldBy,
   partitionKey,
   type GroupDoc,
@@ -35,7 +37,7 @@ export function reconcile(
   skewMs: number,
   retarget = false,
 ): Reconciled {
-  const doc = structuredClone(input);
+  const doc = cloneGroupDoc(input);
   let fenced = false;
 
   for (const [id, m] of Object.entries(doc.members)) {
@@ -92,7 +94,7 @@ function refreshTopics(
   // Held topics stay in the snapshot even when nobody subscribes to them any more, so that a
   // re-creation is still recognised while a partition of the old one is being released.
   const wanted = new Set([...subscribed, ...members.flatMap((m) => heldBy(m).map((h) => h[0]))]);
-  const snapshot: Record<string, TopicSnapshot> = {};
+  const snapshot = dict<TopicSnapshot>();
   for (const t of [...wanted].sort()) {
     const meta = topics.get(t);
     if (meta) snapshot[t] = { id: meta.id, partitions: meta.partitions };
@@ -110,9 +112,7 @@ function computeTarget(doc: GroupDoc): void {
   const live = Object.entries(doc.members).filter(([, m]) => !m.dead);
   const holders = new Map<string, string>();
   for (const [id, m] of live) for (const [t, p] of heldBy(m)) holders.set(partitionKey(t, p), id);
-  const partitions = Object.fromEntries(
-    Object.entries(doc.topics).map(([t, s]) => [t, s.partitions]),
-  );
+  const partitions = dict(Object.entries(doc.topics).map(([t, s]) => [t, s.partitions] as const));
   const target = assign(
     live.map(([memberId, m]) => ({ memberId, topics: m.topics })),
     partitions,

@@ -1,4 +1,5 @@
 import type { z } from "@hono/zod-openapi";
+import { SluiceError } from "../errors.js";
 import type { ProduceRecord } from "../log/log.js";
 import type { ReadRecord, ReadResult } from "../log/reader.js";
 import type { ProduceRecordIn } from "./schemas.js";
@@ -17,14 +18,26 @@ export function toProduceRecord(input: z.output<typeof ProduceRecordIn>): Produc
         ? null
         : utf8.encode(input.key),
     keyEncoding: binaryKey ? "binary" : "utf8",
-    value: binaryValue
-      ? Buffer.from(input.valueBase64!, "base64")
-      : utf8.encode(JSON.stringify(input.value)),
+    value: binaryValue ? Buffer.from(input.valueBase64!, "base64") : jsonValue(input.value),
     valueEncoding: binaryValue ? "binary" : "json",
     headers: input.headers ?? {},
     ...(input.partition === undefined ? {} : { partition: input.partition }),
     ...(input.timestamp === undefined ? {} : { timestamp: input.timestamp }),
   };
+}
+
+function jsonValue(value: unknown): Uint8Array {
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    // JSON.parse accepts nesting deeper than JSON.stringify can recurse: refuse it whole.
+    if (err instanceof RangeError) {
+      throw new SluiceError("invalid_request", "value: nested too deeply to store");
+    }
+    throw err;
+  }
+  return utf8.encode(text);
 }
 
 /**
