@@ -623,6 +623,14 @@ async function profile(): Promise<void> {
             `| ${f.selfMs.toFixed(0)} | ${f.percent.toFixed(1)} | \`${f.name}\` | ${f.location || "–"} |`,
         ),
       "",
+      `The server's main thread was busy ${((1 - summary.idleMs / summary.totalMs) * 100).toFixed(0)}% ` +
+        "of the sampled time. Own code by inclusive time (self + callees): " +
+        summary.ownInclusive
+          .slice(0, 6)
+          .map((f) => `\`${f.name}\` (${f.location}) ${f.percent.toFixed(1)}%`)
+          .join(", ") +
+        ".",
+      "",
       "By file or package: " +
         summary.files
           .slice(0, 8)
