@@ -4,6 +4,7 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { join } from "node:path";
+import { zeroCounters, type TopicCounters } from "../src/log/metrics.js";
 import { DynamoMetaStore } from "../src/meta/dynamodb.js";
 import type { GroupStore } from "../src/meta/group-store.js";
 import type { MetaStore } from "../src/meta/meta-store.js";
@@ -104,30 +105,12 @@ async function startCustom(
   };
 }
 
-export interface TopicCounters {
-  produceRequests: number;
-  recordsIn: number;
-  bytesIn: number;
-  flushes: number;
-  commitConflicts: number;
-  flushFailures: number;
-}
-
 export async function topicMetrics(client: HttpClient, topic: string): Promise<TopicCounters> {
   const { topics } = await client.json<{ topics: Record<string, TopicCounters> }>(
     "GET",
     "/v1/metrics",
   );
-  return (
-    topics[topic] ?? {
-      produceRequests: 0,
-      recordsIn: 0,
-      bytesIn: 0,
-      flushes: 0,
-      commitConflicts: 0,
-      flushFailures: 0,
-    }
-  );
+  return topics[topic] ?? zeroCounters();
 }
 
 export async function createTopic(

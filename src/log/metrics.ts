@@ -10,7 +10,7 @@ export interface TopicCounters {
   recordsOut: number;
 }
 
-const zero = (): TopicCounters => ({
+export const zeroCounters = (): TopicCounters => ({
   produceRequests: 0,
   recordsIn: 0,
   bytesIn: 0,
@@ -27,7 +27,7 @@ export class Metrics {
   add(topic: string, counter: keyof TopicCounters, amount = 1): void {
     let counters = this.topics.get(topic);
     if (!counters) {
-      counters = zero();
+      counters = zeroCounters();
       this.topics.set(topic, counters);
     }
     counters[counter] += amount;

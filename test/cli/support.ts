@@ -4,6 +4,8 @@ import { runCli } from "../../src/cli/run.js";
 import { makeHarness, type Harness } from "../support/harness.js";
 import { storeKinds, type TestStores } from "../support/stores.js";
 
+export { until } from "../client/support.js";
+
 /** The CLI's command functions in-process, against the real app with no server. */
 
 export interface CliResult {
@@ -67,16 +69,4 @@ export async function cliHarness(): Promise<CliHarness> {
       await stores.cleanup();
     },
   };
-}
-
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
